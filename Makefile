@@ -1,0 +1,43 @@
+# The two commands of the README (`make run`, `make test`) work on a fresh machine with only
+# Python 3.11, git and make: each creates .venv and installs what it needs first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+# Stage commands call plain `python`/`torchrun`: put the project's environment first.
+export PATH := $(BIN):$(PATH)
+# Any tracking server's variables stay the user's own; by default the embedded store is used.
+UI_PORT ?= 5000
+
+.PHONY: run test lint ui install dev
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+dev: $(VENV)/.installed-dev
+
+run: $(VENV)/.installed
+	$(BIN)/dvc repro
+	@echo
+	@echo "Model:    models/model.pth (state_dict) + models/model.json (architecture)"
+	@echo "Metrics:  metrics/train.json, metrics/eval.json   (dvc metrics show)"
+	@echo "Plots:    plots/                                   (dvc plots show)"
+	@echo "Runs:     make ui, then open http://127.0.0.1:$(UI_PORT)"
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: lint
+	$(BIN)/python -m pytest
+
+ui: $(VENV)/.installed
+	$(BIN)/mlflow ui --backend-store-uri "sqlite:///$(CURDIR)/mlflow.db" \
+		--host 127.0.0.1 --port $(UI_PORT)

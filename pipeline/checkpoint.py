@@ -1,0 +1,94 @@
+"""A model on disk: a plain state_dict (.pth) beside the architecture that rebuilds it (.json)."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import zipfile
+from pathlib import Path
+
+import torch
+
+from pipeline.errors import InputError
+from pipeline.files import atomic_path, write_json
+from pipeline.model import Architecture, NeuralNetwork, build_model
+
+
+def architecture_path(state_path: Path | str) -> Path:
+    return Path(state_path).with_suffix(".json")
+
+
+def save(model: torch.nn.Module, arch: Architecture, state_path: Path | str) -> None:
+    """Write the state_dict on the CPU, so a model trained on a GPU loads anywhere."""
+    state = {key: value.detach().cpu() for key, value in model.state_dict().items()}
+    with atomic_path(state_path) as tmp:
+        torch.save(state, tmp)
+    write_json(architecture_path(state_path), arch.to_dict())
+
+
+def load(state_path: Path | str) -> tuple[NeuralNetwork, Architecture]:
+    """Rebuild the MLP from model.json and load the state_dict, on the CPU, without pickles."""
+    state_path = Path(state_path)
+    arch = _read_architecture(architecture_path(state_path))
+    state = _read_state(state_path)
+    model = build_model(arch)
+    _check_keys_and_shapes(model, state, state_path, arch)
+    model.load_state_dict(state)
+    model.eval()
+    return model, arch
+
+
+def _read_architecture(path: Path) -> Architecture:
+    try:
+        return Architecture.from_dict(json.loads(path.read_text()))
+    except FileNotFoundError:
+        raise InputError(f"{path}: file not found; expected the model's architecture") from None
+    except (ValueError, KeyError, TypeError):
+        raise InputError(
+            f"{path}: not a model description; expected JSON with num_inputs, hidden, num_outputs"
+        ) from None
+
+
+def _read_state(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        # weights_only: a checkpoint holding code is refused instead of run.
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise InputError(
+            f"{path}: file not found; expected a state_dict saved by the pipeline"
+        ) from None
+    except pickle.UnpicklingError:
+        raise InputError(
+            f"{path}: refused, it holds objects other than tensors; expected a plain state_dict"
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile):
+        raise InputError(f"{path}: unreadable or truncated; expected a torch state_dict") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise InputError(f"{path}: holds {type(state).__name__}; expected a state_dict of tensors")
+    return state
+
+
+def _check_keys_and_shapes(model, state, path: Path, arch: Architecture) -> None:
+    expected = {key: tuple(value.shape) for key, value in model.state_dict().items()}
+    found = {key: tuple(value.shape) for key, value in state.items()}
+    missing = sorted(set(expected) - set(found))
+    unexpected = sorted(set(found) - set(expected))
+    shapes = [
+        f"{k} {found[k]} vs {expected[k]}"
+        for k in expected
+        if k in found and found[k] != expected[k]
+    ]
+    if missing or unexpected or shapes:
+        details = "; ".join(
+            part
+            for part in (
+                f"missing {missing}" if missing else "",
+                f"unexpected {unexpected}" if unexpected else "",
+                f"shapes {shapes}" if shapes else "",
+            )
+            if part
+        )
+        raise InputError(
+            f"{path}: does not fit the architecture in {architecture_path(path).name} "
+            f"({arch.num_inputs}-{'-'.join(map(str, arch.hidden))}-{arch.num_outputs}): {details}"
+        )

@@ -1,0 +1,152 @@
+"""Datasets: the notebook's toy points and scikit-learn synthetic sets; save, load, batches."""
+
+from __future__ import annotations
+
+import math
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import (
+    BatchSampler,
+    DataLoader,
+    Dataset,
+    RandomSampler,
+    Sampler,
+    SequentialSampler,
+)
+
+from pipeline.errors import InputError
+from pipeline.files import atomic_path
+from pipeline.params import DataParams
+
+SPLITS = ("train", "val", "test")
+
+# The notebook's toy set (cell "To simulate the creation of a DataLoader").
+TOY_TRAIN = (
+    [[-1.2, 3.1], [-0.9, 2.9], [-0.5, 2.6], [2.3, -1.1], [2.7, -1.5]],
+    [0, 0, 0, 1, 1],
+)
+TOY_TEST = ([[-0.8, 2.8], [2.6, -1.6]], [0, 1])
+
+
+@dataclass(frozen=True)
+class Split:
+    features: np.ndarray  # float32, shape (n, n_features)
+    labels: np.ndarray  # int64, shape (n,)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def generate(data: DataParams, seed: int) -> dict[str, Split]:
+    if data.kind == "toy":
+        return {
+            "train": _split(*TOY_TRAIN),
+            "val": _split(np.zeros((0, 2)), np.zeros(0)),
+            "test": _split(*TOY_TEST),
+        }
+    return _classification(data, seed)
+
+
+def _classification(data: DataParams, seed: int) -> dict[str, Split]:
+    from sklearn.datasets import make_classification
+    from sklearn.model_selection import train_test_split
+
+    # make_classification needs 2**n_informative >= n_classes * clusters_per_class.
+    n_informative = min(data.n_features, max(math.ceil(math.log2(2 * data.n_classes)), 10))
+    x, y = make_classification(
+        n_samples=data.n_samples,
+        n_features=data.n_features,
+        n_informative=n_informative,
+        n_redundant=min(data.n_features - n_informative, 5),
+        n_classes=data.n_classes,
+        class_sep=1.5,
+        random_state=seed,
+    )
+    x_rest, x_test, y_rest, y_test = train_test_split(
+        x, y, test_size=data.test_size, stratify=y, random_state=seed
+    )
+    x_val, y_val = np.zeros((0, data.n_features)), np.zeros(0)
+    if data.val_size:
+        x_rest, x_val, y_rest, y_val = train_test_split(
+            x_rest, y_rest, test_size=data.val_size, stratify=y_rest, random_state=seed
+        )
+    return {
+        "train": _split(x_rest, y_rest),
+        "val": _split(x_val, y_val),
+        "test": _split(x_test, y_test),
+    }
+
+
+def _split(features, labels) -> Split:
+    return Split(np.asarray(features, dtype=np.float32), np.asarray(labels, dtype=np.int64))
+
+
+def save_split(split: Split, path: Path) -> None:
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, features=split.features, labels=split.labels)
+
+
+def load_split(path: Path | str) -> Split:
+    """Read a split written by save_split; anything else is a one-line InputError."""
+    path = Path(path)
+    expected = "an .npz written by `python -m pipeline.generate` (features, labels)"
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            features, labels = archive["features"], archive["labels"]
+    except FileNotFoundError:
+        raise InputError(f"{path}: file not found; run `dvc repro generate` first") from None
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        raise InputError(f"{path}: unreadable or truncated; expected {expected}") from None
+    if features.ndim != 2 or labels.ndim != 1 or len(features) != len(labels):
+        raise InputError(
+            f"{path}: features {features.shape} and labels {labels.shape} do not match; "
+            f"expected {expected}"
+        )
+    if features.dtype != np.float32 or labels.dtype != np.int64:
+        raise InputError(
+            f"{path}: dtypes {features.dtype}/{labels.dtype}; expected float32/int64 ({expected})"
+        )
+    return Split(features, labels)
+
+
+class BatchDataset(Dataset):
+    """Serves a whole batch per list of indices: one tensor gather instead of per-item collation.
+
+    Used with a BatchSampler as the loader's sampler, it keeps DataLoader's shuffle, drop_last,
+    num_workers and DistributedSampler semantics (the same permutation as the notebook's
+    per-item ToyDataset) at a fraction of the per-batch cost.
+    """
+
+    def __init__(self, split: Split):
+        self.features = torch.from_numpy(split.features)
+        self.labels = torch.from_numpy(split.labels)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.features[indices], self.labels[indices]
+
+
+def make_loader(
+    split: Split,
+    batch_size: int,
+    shuffle: bool = False,
+    drop_last: bool = False,
+    num_workers: int = 0,
+    sampler: Sampler | None = None,
+) -> DataLoader:
+    dataset = BatchDataset(split)
+    if sampler is None:
+        sampler = RandomSampler(dataset) if shuffle else SequentialSampler(dataset)
+    return DataLoader(
+        dataset,
+        sampler=BatchSampler(sampler, batch_size, drop_last),
+        batch_size=None,  # the sampler already yields whole batches
+        num_workers=num_workers,
+        persistent_workers=num_workers > 0,
+    )

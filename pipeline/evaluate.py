@@ -1,0 +1,109 @@
+"""Stage `evaluate`: accuracy and per-class figures, logged into the training's MLflow run."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pipeline import checkpoint, plots, tracking
+from pipeline.data import Split, load_split, make_loader
+from pipeline.engine import predict_proba
+from pipeline.errors import InputError, exits_cleanly
+from pipeline.files import write_json, write_text
+from pipeline.params import load_params
+
+
+def run(
+    *,
+    batch_size: int,
+    data_dir: Path,
+    checkpoint_path: Path,
+    train_metrics: Path,
+    metrics_path: Path,
+    plots_dir: Path,
+) -> dict:
+    model, arch = checkpoint.load(checkpoint_path)
+    splits = {name: load_split(data_dir / f"{name}.npz") for name in ("train", "test")}
+    for name, split in splits.items():
+        if split.features.shape[1] != arch.num_inputs:
+            raise InputError(
+                f"{data_dir / name}.npz: {split.features.shape[1]} features; the model in "
+                f"{checkpoint_path} expects {arch.num_inputs}"
+            )
+    predicted = {name: _predict(model, split, batch_size) for name, split in splits.items()}
+    tracker = tracking.resume_run(tracking.recorded_run_id(train_metrics))
+    with tracking.run_status(tracker):
+        report = _report(splits, predicted, arch.num_outputs)
+        matrix = np.asarray(report.pop("confusion_matrix"))
+        rows = zip(splits["test"].labels, predicted["test"], strict=True)
+        write_text(
+            plots_dir / "confusion.csv",
+            "actual,predicted\n" + "".join(f"{a},{p}\n" for a, p in rows),
+        )
+        plots.confusion_matrix(matrix, plots_dir / "confusion.png")
+        write_json(metrics_path, report)
+        tracker.log_metric("train_accuracy", report["train_accuracy"])
+        tracker.log_metric("test_accuracy", report["test_accuracy"])
+        tracker.log_artifact(plots_dir / "confusion.png", "plots")
+    return report
+
+
+def _predict(model, split: Split, batch_size: int) -> np.ndarray:
+    loader = make_loader(split, batch_size)
+    return predict_proba(model, loader, torch.device("cpu")).argmax(dim=1).numpy()
+
+
+def _report(splits: dict[str, Split], predicted: dict[str, np.ndarray], n_classes: int) -> dict:
+    from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
+
+    labels = list(range(n_classes))
+    truth = splits["test"].labels
+    precision, recall, f1, support = precision_recall_fscore_support(
+        truth, predicted["test"], labels=labels, zero_division=0
+    )
+    return {
+        "train_accuracy": float(accuracy_score(splits["train"].labels, predicted["train"])),
+        "test_accuracy": float(accuracy_score(truth, predicted["test"])),
+        "per_class": {
+            str(c): {
+                "precision": float(precision[c]),
+                "recall": float(recall[c]),
+                "f1": float(f1[c]),
+                "support": int(support[c]),
+            }
+            for c in labels
+        },
+        "confusion_matrix": confusion_matrix(truth, predicted["test"], labels=labels).tolist(),
+    }
+
+
+@exits_cleanly
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--data", type=Path, default=Path("data"))
+    parser.add_argument("--checkpoint", type=Path, default=Path("models/checkpoint.pth"))
+    parser.add_argument("--train-metrics", type=Path, default=Path("metrics/train.json"))
+    parser.add_argument("--metrics", type=Path, default=Path("metrics/eval.json"))
+    parser.add_argument("--plots", type=Path, default=Path("plots"))
+    args = parser.parse_args(argv)
+    params = load_params(args.params)
+    report = run(
+        batch_size=params.evaluate.batch_size,
+        data_dir=args.data,
+        checkpoint_path=args.checkpoint,
+        train_metrics=args.train_metrics,
+        metrics_path=args.metrics,
+        plots_dir=args.plots,
+    )
+    train_acc, test_acc = report["train_accuracy"], report["test_accuracy"]
+    print(f"train accuracy {train_acc:.4f}, test accuracy {test_acc:.4f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

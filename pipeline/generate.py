@@ -1,0 +1,34 @@
+"""Stage `generate`: the train/val/test splits as data/{train,val,test}.npz."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from pipeline.data import SPLITS, generate, save_split
+from pipeline.errors import exits_cleanly
+from pipeline.params import DataParams, load_params
+
+
+def run(*, data: DataParams, seed: int, out_dir: Path) -> dict[str, int]:
+    splits = generate(data, seed)
+    for name in SPLITS:
+        save_split(splits[name], out_dir / f"{name}.npz")
+    return {name: len(split) for name, split in splits.items()}
+
+
+@exits_cleanly
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--out", type=Path, default=Path("data"))
+    args = parser.parse_args(argv)
+    params = load_params(args.params)
+    sizes = run(data=params.data, seed=params.seed, out_dir=args.out)
+    print("generated " + ", ".join(f"{name}: {n} rows" for name, n in sizes.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,45 @@
+"""Pictures of a run for MLflow and `dvc plots`: the loss curve and the confusion matrix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.files import atomic_path
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on servers and CI
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def loss_curve(steps: list[int], losses: list[float], path: Path) -> None:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(steps, losses, linewidth=0.8)
+    ax.set(xlabel="step (global batch index)", ylabel="train_loss", title="Per-batch training loss")
+    ax.grid(alpha=0.3)
+    _save(fig, path)
+
+
+def confusion_matrix(matrix: np.ndarray, path: Path) -> None:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(4.5, 4))
+    image = ax.imshow(matrix, cmap="Blues")
+    for (row, col), count in np.ndenumerate(matrix):
+        ax.text(col, row, str(count), ha="center", va="center")
+    ticks = range(len(matrix))
+    ax.set(xticks=ticks, yticks=ticks, xlabel="predicted", ylabel="actual", title="Test confusion")
+    fig.colorbar(image, ax=ax)
+    _save(fig, path)
+
+
+def _save(fig, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
+    _pyplot().close(fig)

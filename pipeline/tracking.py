@@ -1,0 +1,277 @@
+"""Everything MLflow: where to track, the run's lifecycle and status, tags, buffered metrics.
+
+The only module that imports mlflow. Stages get a tracker object (a real one, or a null one when
+tracking is off or the process is not rank 0) and never branch on tracking themselves.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+DEFAULT_EXPERIMENT = "mlp-pipeline"
+# MLflow accepts at most 1000 metrics in one log_batch call.
+BATCH_LIMIT = 1000
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM turned into an exception so that runs end KILLED and files stay whole."""
+
+
+def tracking_enabled() -> bool:
+    return os.environ.get("PIPELINE_TRACKING", "1") != "0"
+
+
+def repo_root() -> Path:
+    """The original repository: DVC_ROOT under DVC (queued runs work in a temporary copy)."""
+    if os.environ.get("DVC_ROOT"):
+        return Path(os.environ["DVC_ROOT"]).resolve()
+    top = _git("rev-parse", "--show-toplevel", cwd=Path.cwd())
+    return Path(top).resolve() if top else Path.cwd().resolve()
+
+
+@dataclass(frozen=True)
+class Destination:
+    tracking_uri: str
+    experiment_name: str
+    # Only set for the embedded store: an absolute path, or artifacts would land in the copy
+    # that DVC runs queued experiments in.
+    artifact_location: str | None
+
+
+def destination(root: Path | None = None) -> Destination:
+    """Decide "embedded default or not" before mlflow.set_tracking_uri() sets the variable."""
+    root = root or repo_root()
+    name = os.environ.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if uri:
+        return Destination(uri, name, None)
+    return Destination(f"sqlite:///{root / 'mlflow.db'}", name, (root / "mlartifacts").as_uri())
+
+
+def git_tags(root: Path) -> dict[str, str]:
+    commit = _git("rev-parse", "HEAD", cwd=root)
+    if not commit:
+        return {}
+    dirty = bool(_git("status", "--porcelain", "--untracked-files=no", cwd=root))
+    return {"mlflow.source.git.commit": commit, "git.dirty": str(dirty).lower()}
+
+
+def dvc_tags() -> dict[str, str]:
+    names = {"DVC_EXP_NAME": "dvc.exp_name", "DVC_EXP_BASELINE_REV": "dvc.baseline_rev"}
+    return {tag: os.environ[var] for var, tag in names.items() if os.environ.get(var)}
+
+
+def _git(*args: str, cwd: Path) -> str:
+    try:
+        done = subprocess.run(
+            ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10, check=True
+        )
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return done.stdout.strip()
+
+
+class NullTracker:
+    """Tracking off, or a non-zero rank: every call does nothing."""
+
+    run_id: str | None = None
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        pass
+
+    def set_tags(self, tags: dict[str, str]) -> None:
+        pass
+
+    def log_metric(self, key: str, value: float, step: int = 0) -> None:
+        pass
+
+    def log_batch_loss(self, step: int, value: float) -> None:
+        pass
+
+    def log_artifact(self, path: Path | str, artifact_path: str | None = None) -> None:
+        pass
+
+    def log_pytorch_model(self, model, input_example, registered_name: str | None) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
+    def end(self, status: str) -> None:
+        pass
+
+
+class RunTracker(NullTracker):
+    """One MLflow run; per-batch losses are buffered and sent in chunks."""
+
+    def __init__(self, client, run_id: str, destination: Destination):
+        self.client = client
+        self.run_id = run_id
+        self.destination = destination
+        self._pending: list = []
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        items = [Param(key, str(value)) for key, value in params.items()]
+        for start in range(0, len(items), 100):
+            self.client.log_batch(self.run_id, params=items[start : start + 100])
+
+    def set_tags(self, tags: dict[str, str]) -> None:
+        from mlflow.entities import RunTag
+
+        self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+    def log_metric(self, key: str, value: float, step: int = 0) -> None:
+        self.client.log_metric(self.run_id, key, value, step=step)
+
+    def log_batch_loss(self, step: int, value: float) -> None:
+        from mlflow.entities import Metric
+
+        self._pending.append(Metric("train_loss", value, int(time.time() * 1000), step))
+        if len(self._pending) >= BATCH_LIMIT:
+            self.flush()
+
+    def flush(self) -> None:
+        while self._pending:
+            chunk, self._pending = self._pending[:BATCH_LIMIT], self._pending[BATCH_LIMIT:]
+            self.client.log_batch(self.run_id, metrics=chunk, synchronous=True)
+
+    def log_artifact(self, path: Path | str, artifact_path: str | None = None) -> None:
+        self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def log_pytorch_model(self, model, input_example, registered_name: str | None) -> None:
+        import mlflow
+        import mlflow.pytorch
+        from mlflow.models import infer_signature
+
+        # pyfunc serves the module's forward(): logits, one column per class.
+        example = input_example.numpy()
+        signature = infer_signature(example, _logits(model, input_example))
+        with mlflow.start_run(run_id=self.run_id, nested=False, log_system_metrics=False):
+            mlflow.pytorch.log_model(
+                model,
+                name="model",
+                signature=signature,
+                input_example=example,
+                registered_model_name=registered_name,
+                # Listing them skips MLflow's slow requirement inference (a model reload in a
+                # subprocess) and its warning about the "+cpu" local version label.
+                pip_requirements=_requirements(),
+            )
+
+    def end(self, status: str) -> None:
+        self.flush()
+        self.client.set_terminated(self.run_id, status=status)
+
+
+def _logits(model, features):
+    import torch
+
+    with torch.no_grad():
+        return model(features).numpy()
+
+
+def _client(dest: Destination):
+    import mlflow
+
+    mlflow.set_tracking_uri(dest.tracking_uri)
+    return mlflow.MlflowClient(dest.tracking_uri)
+
+
+def _experiment_id(client, dest: Destination) -> str:
+    from mlflow.exceptions import MlflowException
+
+    experiment = client.get_experiment_by_name(dest.experiment_name)
+    if experiment is not None:
+        return experiment.experiment_id
+    try:
+        return client.create_experiment(
+            dest.experiment_name, artifact_location=dest.artifact_location
+        )
+    except MlflowException:
+        # Another process created it between our lookup and our create.
+        return client.get_experiment_by_name(dest.experiment_name).experiment_id
+
+
+def start_run(params: dict[str, Any], tags: dict[str, str], run_name: str | None = None):
+    """Open the one run of a training: params, tags and the run's name, status RUNNING."""
+    if not tracking_enabled():
+        return NullTracker()
+    root = repo_root()
+    dest = destination(root)
+    client = _client(dest)
+    run = client.create_run(
+        _experiment_id(client, dest),
+        run_name=run_name or os.environ.get("DVC_EXP_NAME") or None,
+        tags={**git_tags(root), **dvc_tags(), **tags},
+    )
+    tracker = RunTracker(client, run.info.run_id, dest)
+    tracker.log_params(params)
+    return tracker
+
+
+def recorded_run_id(train_metrics: Path | str) -> str | None:
+    """The run that train opened, as recorded in metrics/train.json (null: tracking was off)."""
+    from pipeline.errors import InputError
+
+    path = Path(train_metrics)
+    try:
+        return json.loads(path.read_text()).get("mlflow_run_id")
+    except FileNotFoundError:
+        raise InputError(f"{path}: file not found; run `dvc repro train` first") from None
+    except (ValueError, AttributeError):
+        raise InputError(f"{path}: not JSON with mlflow_run_id; rerun the train stage") from None
+
+
+def resume_run(run_id: str | None):
+    """Reopen the training's run so evaluate and export log into it."""
+    if not tracking_enabled() or not run_id:
+        return NullTracker()
+    dest = destination()
+    client = _client(dest)
+    client.update_run(run_id, status="RUNNING")
+    return RunTracker(client, run_id, dest)
+
+
+@contextlib.contextmanager
+def run_status(tracker: NullTracker) -> Iterator[NullTracker]:
+    """End the run FINISHED, FAILED on an exception, KILLED on SIGINT/SIGTERM; never RUNNING."""
+    previous = signal.signal(signal.SIGTERM, _raise_interrupted)
+    try:
+        yield tracker
+    except KeyboardInterrupt:
+        _end_quietly(tracker, "KILLED")
+        raise
+    except BaseException:
+        _end_quietly(tracker, "FAILED")
+        raise
+    else:
+        tracker.end("FINISHED")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _end_quietly(tracker: NullTracker, status: str) -> None:
+    # Ending the run must not hide the original error; the status is best effort here.
+    with contextlib.suppress(Exception):
+        tracker.end(status)
+
+
+def _raise_interrupted(signum, frame) -> None:
+    raise Interrupted(f"signal {signum}")
+
+
+def _requirements() -> list[str]:
+    from importlib.metadata import version
+
+    return [f"{name}=={version(name).split('+')[0]}" for name in ("torch", "numpy")]

@@ -1,0 +1,50 @@
+"""Fixtures shared by the suite."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import ROOT, project_files, run
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A copy of the project in a fresh git repository, as a user's clone would be."""
+    repo = tmp_path / "repo"
+    for name in project_files():
+        target = repo / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, target)
+    run(["git", "init", "-q", "-b", "main"], repo)
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-q", "-m", "project copy"], repo)
+    return repo
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path, monkeypatch) -> str:
+    """A real MLflow SQLite store in tmp_path, set the way a user sets it."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    # set, then delete: monkeypatch then restores "unset" even after mlflow.set_tracking_uri()
+    # writes the variable itself.
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "PIPELINE_TRACKING", "DVC_ROOT"):
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "tests")
+    return uri
+
+
+@pytest.fixture(autouse=True)
+def forget_tracking_uri():
+    """mlflow.set_tracking_uri() is process-global: no test sees the previous test's store."""
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    yield
+    if "mlflow" in sys.modules:
+        sys.modules["mlflow"].set_tracking_uri(None)
+    if before is not None:
+        os.environ["MLFLOW_TRACKING_URI"] = before

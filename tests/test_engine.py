@@ -1,0 +1,77 @@
+"""The engine against a plain PyTorch loop written as the notebook writes it."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from pipeline.data import Split, make_loader
+from pipeline.engine import evaluate_loss_accuracy, fit, make_optimizer, predict_proba
+from pipeline.model import Architecture, build_model
+
+CPU = torch.device("cpu")
+
+
+def random_split(n=64, features=6, classes=3, seed=0) -> Split:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, features, generator=g)
+    y = torch.randint(0, classes, (n,), generator=g)
+    return Split(x.numpy(), y.numpy())
+
+
+def test_fit_matches_a_plain_pytorch_loop():
+    split = random_split()
+    arch = Architecture(6, (8, 4), 3)
+
+    torch.manual_seed(1)
+    reference = build_model(arch)
+    optimizer = torch.optim.SGD(reference.parameters(), lr=0.3)
+    x, y = torch.from_numpy(split.features), torch.from_numpy(split.labels)
+    expected_losses = []
+    for _ in range(3):
+        for start in range(0, 64, 16):
+            loss = F.cross_entropy(reference(x[start : start + 16]), y[start : start + 16])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            expected_losses.append(loss.item())
+
+    torch.manual_seed(1)
+    model = build_model(arch)
+    seen = []
+    epochs = []
+    result = fit(
+        model,
+        make_loader(split, 16),
+        make_optimizer("sgd", model.parameters(), 0.3),
+        CPU,
+        epochs=3,
+        on_batch=lambda step, loss: seen.append((step, loss)),
+        on_epoch=lambda epoch, loss: epochs.append((epoch, loss)),
+    )
+    assert [s for s, _ in seen] == list(range(12))
+    assert [loss for _, loss in seen] == expected_losses
+    assert result.steps == 12
+    assert epochs[0][1] == sum(expected_losses[:4]) / 4
+    for ours, theirs in zip(model.parameters(), reference.parameters(), strict=True):
+        assert torch.equal(ours, theirs)
+
+
+def test_adam_is_selectable():
+    model = build_model(Architecture(2, (3,), 2))
+    assert isinstance(make_optimizer("adam", model.parameters(), 0.01), torch.optim.Adam)
+    assert isinstance(make_optimizer("sgd", model.parameters(), 0.01), torch.optim.SGD)
+
+
+def test_predict_and_accuracy_agree_with_scikit_learn():
+    from sklearn.metrics import accuracy_score, log_loss
+
+    split = random_split(n=50, seed=3)
+    torch.manual_seed(2)
+    model = build_model(Architecture(6, (8,), 3))
+    probabilities = predict_proba(model, make_loader(split, 7), CPU)
+    assert probabilities.shape == (50, 3)
+    assert torch.allclose(probabilities.sum(dim=1), torch.ones(50))
+    loss, accuracy = evaluate_loss_accuracy(model, make_loader(split, 7), CPU)
+    assert accuracy == accuracy_score(split.labels, probabilities.argmax(dim=1).numpy())
+    assert abs(loss - log_loss(split.labels, probabilities.numpy(), labels=[0, 1, 2])) < 1e-5
