@@ -26,6 +26,8 @@ dev: $(VENV)/.installed-dev
 run: $(VENV)/.installed
 	$(BIN)/dvc repro
 	@echo
+	@$(BIN)/dvc metrics show
+	@echo
 	@echo "Model:    models/model.pth (state_dict) + models/model.json (architecture)"
 	@echo "Metrics:  metrics/train.json, metrics/eval.json   (dvc metrics show)"
 	@echo "Plots:    plots/                                   (dvc plots show)"
