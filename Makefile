@@ -26,8 +26,8 @@ dev: $(VENV)/.installed-dev
 run: $(VENV)/.installed
 	$(BIN)/dvc repro
 	@echo
-	@$(BIN)/dvc metrics show
-	@echo
+	@$(BIN)/python -c "import json; t, e = (json.load(open(f'metrics/{n}.json')) for n in ('train', 'eval')); \
+		print(f\"Accuracy: test {e['test_accuracy']:.4f}, train {e['train_accuracy']:.4f}  (MLflow run {t['mlflow_run_id']})\")"
 	@echo "Model:    models/model.pth (state_dict) + models/model.json (architecture)"
 	@echo "Metrics:  metrics/train.json, metrics/eval.json   (dvc metrics show)"
 	@echo "Plots:    plots/                                   (dvc plots show)"
