@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -31,7 +32,7 @@ from torch.utils.data import DistributedSampler
 
 from pipeline.errors import InputError
 
-# The launcher tells its workers where to report an exception (see `reporting_failures`).
+# The launcher tells its workers where to report an exception (see `_reporting_failures`).
 FAILURE_DIR_VARIABLE = "PIPELINE_FAILURE_DIR"
 # Tests only: PIPELINE_TEST_FAIL_RANK=R makes global rank R raise as its first epoch starts, so the
 # failure path (one rank dies while the others wait in a collective) runs with real processes.
@@ -197,16 +198,24 @@ def make_sampler(dataset, rank: int, world_size: int, shuffle: bool, seed: int, 
 
 @contextlib.contextmanager
 def setup(device_spec: str, strategy: str) -> Iterator[Runtime]:
-    """The process group for the duration of a training (none for a single process)."""
-    found = usable_cuda_devices()
+    """This process's runtime for one training: alone, or one worker of a process group."""
     if not under_torchrun():
         if strategy == "ddp":
             raise InputError(
                 "train.strategy is 'ddp' but this process was not started by torchrun; run "
                 "`python -m pipeline.train`, which starts train.nproc workers itself"
             )
-        yield Runtime(choose_device(device_spec, found))
+        yield Runtime(choose_device(device_spec))
         return
+    with _reporting_failures():
+        runtime = _join_process_group(device_spec, strategy)
+        yield runtime
+        # Only after a success: a failed worker exits anyway, and a group with a dead peer may
+        # not tear down cleanly.
+        dist.destroy_process_group()
+
+
+def _join_process_group(device_spec: str, strategy: str) -> Runtime:
     world_size, per_node = int(os.environ["WORLD_SIZE"]), int(os.environ["LOCAL_WORLD_SIZE"])
     if strategy != "ddp":
         raise InputError(
@@ -215,31 +224,28 @@ def setup(device_spec: str, strategy: str) -> Iterator[Runtime]:
         )
     source = "train.nproc" if FAILURE_DIR_VARIABLE in os.environ else "torchrun --nproc-per-node"
     device = torch.device("cpu")
-    if ddp_device_type(device_spec, found, per_node, source) == "cuda":
+    if ddp_device_type(device_spec, usable_cuda_devices(), per_node, source) == "cuda":
         device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
         torch.cuda.set_device(device)
     backend = "nccl" if device.type == "cuda" else "gloo"
     # env:// — torchrun has set MASTER_ADDR/PORT, RANK and WORLD_SIZE.
     dist.init_process_group(backend, device_id=device if device.type == "cuda" else None)
-    try:
-        yield Runtime(device, dist.get_rank(), dist.get_world_size(), backend)
-    finally:
-        dist.destroy_process_group()
+    return Runtime(device, dist.get_rank(), dist.get_world_size(), backend)
 
 
 @contextlib.contextmanager
-def reporting_failures() -> Iterator[None]:
-    """In a launched worker, record an exception with a precise time before it propagates.
+def _reporting_failures() -> Iterator[None]:
+    """In a launched worker, record an exception with a precise time as soon as it is raised.
 
     When one rank raises, the others fail too (a collective loses its peer, or the launcher stops
-    them), and torchrun's own error files only keep whole seconds; the earliest report names the
+    them), and torchrun's own error files keep whole seconds only: the earliest report names the
     rank that failed first.
     """
     try:
         yield
     except BaseException as exc:
-        folder, rank = os.environ.get(FAILURE_DIR_VARIABLE), os.environ.get("RANK")
-        if folder and rank is not None:
+        folder, rank = os.environ.get(FAILURE_DIR_VARIABLE), os.environ["RANK"]
+        if folder:
             report = {"rank": int(rank), "error": _one_line(exc), "time_ns": time.time_ns()}
             with contextlib.suppress(OSError):
                 (Path(folder) / f"rank-{rank}.json").write_text(json.dumps(report))
@@ -274,10 +280,9 @@ def launch_workers(nproc: int, args: list[str], env: dict[str, str]) -> None:
     with tempfile.TemporaryDirectory(prefix="pipeline-ddp-") as scratch:
         reports = Path(scratch, "failures")
         reports.mkdir()
-        # The workers inherit this process's environment.
-        os.environ.update({**env, FAILURE_DIR_VARIABLE: str(reports)})
-        # As torchrun does: without it every worker starts one thread per core.
-        os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
+        env = {**env, FAILURE_DIR_VARIABLE: str(reports)}
+        if "OMP_NUM_THREADS" not in os.environ:  # as torchrun: not one thread per core each
+            env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // nproc))
         config = LaunchConfig(
             min_nodes=1,
             max_nodes=1,
@@ -290,13 +295,28 @@ def launch_workers(nproc: int, args: list[str], env: dict[str, str]) -> None:
             shutdown_timeout=SHUTDOWN_GRACE_S,
         )
         try:
-            elastic_launch(config, sys.executable)("-m", "pipeline.train", *args)
+            with _inherited(env):
+                elastic_launch(config, sys.executable)("-m", "pipeline.train", *args)
         except ChildFailedError as exc:
             raise _first_failure(exc, reports) from None
         except SignalException as exc:
             from pipeline.tracking import Interrupted
 
+            if exc.sigval == signal.SIGINT:
+                raise KeyboardInterrupt("SIGINT") from None
             raise Interrupted(f"signal {exc.sigval.name}") from None
+
+
+@contextlib.contextmanager
+def _inherited(env: dict[str, str]) -> Iterator[None]:
+    """Variables for the workers (they inherit this process's environment), then the old one."""
+    before = dict(os.environ)
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(before)
 
 
 def _first_failure(exc, reports: Path) -> WorkerFailed:

@@ -98,7 +98,7 @@ def launch(*, params: Params, data_dir: Path, worker_args: list[str]) -> None:
     for path in split_paths:
         load_split(path)  # bad data stops here, before any process or run starts
     tracker = tracking.start_run(params.flat(), layout.tags())
-    env = {RUN_ID_VARIABLE: tracker.run_id} if tracker.run_id else {}
+    env = {RUN_ID_VARIABLE: tracker.run_id or ""}  # empty: tracking is off
     with tracking.run_status(tracker):
         try:
             distributed.launch_workers(layout.nproc, worker_args, env)
@@ -182,16 +182,15 @@ def main(argv: list[str] | None = None) -> int:
             worker_args = sys.argv[1:] if argv is None else argv
             launch(params=params, data_dir=args.data, worker_args=worker_args)
             return 0
-        with distributed.reporting_failures():
-            summary = run(
-                params=params,
-                data_dir=args.data,
-                checkpoint_path=args.checkpoint,
-                metrics_path=args.metrics,
-                plots_dir=args.plots,
-            )
+        summary = run(
+            params=params,
+            data_dir=args.data,
+            checkpoint_path=args.checkpoint,
+            metrics_path=args.metrics,
+            plots_dir=args.plots,
+        )
     except KeyboardInterrupt as exc:
-        print(f"error: training interrupted ({exc or 'SIGINT'})", file=sys.stderr)
+        print(f"error: training interrupted ({str(exc) or 'SIGINT'})", file=sys.stderr)
         return 143 if isinstance(exc, tracking.Interrupted) else 130
     except distributed.WorkerFailed as failure:
         print(f"error: training failed: {failure}", file=sys.stderr)
