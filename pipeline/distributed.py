@@ -160,7 +160,8 @@ class Runtime:
     @staticmethod
     def unwrap(model: torch.nn.Module) -> torch.nn.Module:
         """The plain module: its state_dict has no `module.` prefix and loads into an MLP."""
-        return getattr(model, "module", model)
+        ddp = torch.nn.parallel.DistributedDataParallel
+        return model.module if isinstance(model, ddp) else model
 
     def sampler(self, dataset, shuffle: bool, seed: int, drop_last: bool):
         if not self.distributed:

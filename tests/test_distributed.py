@@ -139,8 +139,10 @@ def test_the_checkpoint_is_the_unwrapped_module(ddp_run):
         assert torch.equal(ours, theirs)
 
 
-def test_a_failing_rank_stops_the_whole_job_cleanly(ddp_run, workspace, store):
-    previous = Outputs(workspace / "previous")
+@pytest.mark.parametrize("failing", [0, 1])
+def test_a_failing_rank_stops_the_whole_job_cleanly(failing, ddp_run, workspace, store):
+    """The other rank fails too (its collective loses its peer); the first failure is named."""
+    previous = Outputs(workspace / f"previous-{failing}")
     for path in (previous.checkpoint, previous.metrics, previous.plots / "loss.csv"):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(f"from the previous successful run: {path.name}\n")
@@ -150,7 +152,7 @@ def test_a_failing_rank_stops_the_whole_job_cleanly(ddp_run, workspace, store):
     done = train(
         previous.args(workspace / "params.yaml", workspace / "data"),
         workspace,
-        stage_env(store, experiment="failure", PIPELINE_TEST_FAIL_RANK="1"),
+        stage_env(store, experiment=f"failure-{failing}", PIPELINE_TEST_FAIL_RANK=str(failing)),
         timeout=120,
     )
     elapsed = time.monotonic() - started
@@ -158,14 +160,15 @@ def test_a_failing_rank_stops_the_whole_job_cleanly(ddp_run, workspace, store):
     assert done.returncode == 1
     assert elapsed < 60
     last_line = done.stderr.strip().splitlines()[-1]
-    assert last_line.startswith("error: training failed: rank 1 failed")
+    note = f"rank {failing} failed (exit code 1): RuntimeError: PIPELINE_TEST_FAIL_RANK={failing}"
+    assert last_line.startswith(f"error: training failed: {note}")
     assert processes_mentioning(str(previous.folder)) == []
     assert {p: p.read_bytes() for p in previous.folder.rglob("*") if p.is_file()} == before
     client = mlflow.MlflowClient(store)
-    [only] = client.search_runs([client.get_experiment_by_name("failure").experiment_id])
+    [only] = client.search_runs([client.get_experiment_by_name(f"failure-{failing}").experiment_id])
     assert only.info.status == "FAILED"
-    assert only.data.tags["failed_rank"] == "1"
-    assert "rank 1 failed" in only.data.tags["mlflow.note.content"]
+    assert only.data.tags["failed_rank"] == str(failing)
+    assert only.data.tags["mlflow.note.content"].startswith(note)
 
 
 def test_two_trainings_at_the_same_time_both_succeed(ddp_run, workspace):
