@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -11,17 +12,26 @@ import torch
 from pipeline import checkpoint, distributed, plots, tracking
 from pipeline.data import Split, load_split, make_loader
 from pipeline.engine import evaluate_loss_accuracy, fit, make_optimizer
-from pipeline.errors import exits_cleanly
+from pipeline.errors import BAD_INPUT_EXIT, exits_cleanly
 from pipeline.files import sha256_of, write_json, write_text
 from pipeline.model import Architecture, build_model
 from pipeline.params import Params, load_params
 from pipeline.progress import Progress
 
+# The run that the DDP launcher opened, for its rank 0 worker to log into.
+RUN_ID_VARIABLE = "PIPELINE_MLFLOW_RUN_ID"
+
 
 def run(
     *, params: Params, data_dir: Path, checkpoint_path: Path, metrics_path: Path, plots_dir: Path
 ) -> dict:
-    runtime = distributed.setup(params.train.device)
+    """Train in this process: alone, or as one DDP worker (rank 0 alone tracks and writes)."""
+    with distributed.setup(params.train.device, params.train.strategy) as runtime:
+        return _train(runtime, params, data_dir, checkpoint_path, metrics_path, plots_dir)
+
+
+def _train(runtime, params, data_dir, checkpoint_path, metrics_path, plots_dir) -> dict:
+    cfg = params.train
     split_paths = [data_dir / "train.npz", data_dir / "val.npz"]
     train_split, val_split = (load_split(path) for path in split_paths)
     arch = Architecture(
@@ -31,32 +41,38 @@ def run(
     )
     # The notebook's order: seed, build the model, then let the loader draw its shuffles.
     torch.manual_seed(params.seed)
-    model = build_model(arch).to(runtime.device)
-    optimizer = make_optimizer(params.train.optimizer, model.parameters(), params.train.lr)
-    cfg = params.train
-    loader = make_loader(train_split, cfg.batch_size, cfg.shuffle, cfg.drop_last, cfg.num_workers)
-
-    tags = {
-        "data.sha256": sha256_of(split_paths),
-        "device": str(runtime.device),
-        "strategy": cfg.strategy,
-        "world_size": str(runtime.world_size),
-    }
-    tracker = tracking.start_run(params.flat(), tags) if runtime.is_main else tracking.NullTracker()
+    model = runtime.wrap(build_model(arch).to(runtime.device))
+    optimizer = make_optimizer(cfg.optimizer, model.parameters(), cfg.lr)
+    sampler = runtime.sampler(train_split, cfg.shuffle, params.seed, cfg.drop_last)
+    loader = make_loader(
+        train_split, cfg.batch_size, cfg.shuffle, cfg.drop_last, cfg.num_workers, sampler
+    )
+    tags = {"data.sha256": sha256_of(split_paths), **runtime.tags()}
+    tracker = _open_run(runtime, params, tags)
     history = LossHistory(cfg.log_every, tracker)
-    progress = Progress(cfg.epochs, len(loader))
     with tracking.run_status(tracker):
-        epoch_end = EpochEnd(tracker, model, val_split, runtime.device, progress)
+        # Rank 0 alone prints, validates and records; the other ranks only train.
+        progress = Progress(cfg.epochs, len(loader)) if runtime.is_main else None
+        epoch_end = EpochEnd(tracker, runtime.unwrap(model), val_split, runtime.device, progress)
+
+        def on_batch(step: int, loss: float) -> None:
+            history(step, loss)
+            progress.batch(step, loss)
+
         result = fit(
             model,
             loader,
             optimizer,
             runtime.device,
             cfg.epochs,
-            on_batch=lambda step, loss: (history(step, loss), progress.batch(step, loss)),
-            on_epoch=epoch_end,
+            on_batch=on_batch if runtime.is_main else None,
+            on_epoch=epoch_end if runtime.is_main else None,
+            before_epoch=lambda epoch: runtime.start_epoch(sampler, epoch),
+            reduce_loss=runtime.reduce_loss,
         )
-        progress.close()
+        if progress:
+            progress.close()
+        runtime.barrier()  # nothing is written unless every rank has finished training
         summary = {
             "mlflow_run_id": tracker.run_id,
             "final_loss": result.last_loss,
@@ -64,9 +80,45 @@ def run(
             "steps": result.steps,
             **epoch_end.last_validation,
         }
-        _write_outputs(model, arch, history, summary, checkpoint_path, metrics_path, plots_dir)
-        tracker.log_artifact(plots_dir / "loss.png", "plots")
+        if runtime.is_main:
+            model = runtime.unwrap(model)
+            _write_outputs(model, arch, history, summary, checkpoint_path, metrics_path, plots_dir)
+            tracker.log_artifact(plots_dir / "loss.png", "plots")
     return summary
+
+
+def launch(*, params: Params, data_dir: Path, worker_args: list[str]) -> None:
+    """`strategy: ddp` started by DVC or by hand: run train.nproc workers here, own their run.
+
+    The launcher opens the MLflow run and ends it, FAILED with the failing rank named if any
+    worker fails (rank 0 logs into it), so no run is left RUNNING even if a worker is killed.
+    """
+    layout = distributed.plan_launch(params.train.device, params.train.nproc)
+    split_paths = [data_dir / "train.npz", data_dir / "val.npz"]
+    for path in split_paths:
+        load_split(path)  # bad data stops here, before any process or run starts
+    tracker = tracking.start_run(params.flat(), layout.tags())
+    env = {RUN_ID_VARIABLE: tracker.run_id or ""}  # empty: tracking is off
+    with tracking.run_status(tracker):
+        try:
+            distributed.launch_workers(layout.nproc, worker_args, env)
+        except distributed.WorkerFailed as failure:
+            tracker.set_tags(
+                {"failed_rank": str(failure.rank), "mlflow.note.content": str(failure)}
+            )
+            raise
+
+
+def _open_run(runtime: distributed.Runtime, params: Params, tags: dict[str, str]):
+    """Rank 0: the launcher's run when it opened one, else a new run. Other ranks: none."""
+    if not runtime.is_main:
+        return tracking.NullTracker()
+    launcher_run = os.environ.get(RUN_ID_VARIABLE)
+    if not launcher_run:
+        return tracking.start_run(params.flat(), tags)
+    tracker = tracking.resume_run(launcher_run)
+    tracker.set_tags(tags)
+    return tracker
 
 
 class LossHistory:
@@ -88,7 +140,7 @@ class LossHistory:
 class EpochEnd:
     """Per epoch: `epoch_loss`, and `val_loss`/`val_accuracy` when there is a validation split."""
 
-    def __init__(self, tracker, model, val_split: Split, device, progress: Progress):
+    def __init__(self, tracker, model, val_split: Split, device, progress: Progress | None):
         self.tracker, self.model, self.device, self.progress = tracker, model, device, progress
         self.val_loader = make_loader(val_split, batch_size=1024) if len(val_split) else None
         self.last_validation: dict[str, float] = {}
@@ -101,7 +153,9 @@ class EpochEnd:
         self.tracker.log_metric("val_loss", val_loss, step=epoch)
         self.tracker.log_metric("val_accuracy", val_accuracy, step=epoch)
         self.last_validation = {"val_loss": val_loss, "val_accuracy": val_accuracy}
-        self.progress.note(f"epoch {epoch + 1}: val_loss {val_loss:.4f} val_acc {val_accuracy:.4f}")
+        if self.progress:
+            note = f"epoch {epoch + 1}: val_loss {val_loss:.4f} val_acc {val_accuracy:.4f}"
+            self.progress.note(note)
 
 
 def _write_outputs(model, arch, history, summary, checkpoint_path, metrics_path, plots_dir):
@@ -124,6 +178,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     params = load_params(args.params)
     try:
+        if distributed.launches_workers(params.train.strategy):
+            worker_args = sys.argv[1:] if argv is None else argv
+            launch(params=params, data_dir=args.data, worker_args=worker_args)
+            return 0
         summary = run(
             params=params,
             data_dir=args.data,
@@ -132,9 +190,13 @@ def main(argv: list[str] | None = None) -> int:
             plots_dir=args.plots,
         )
     except KeyboardInterrupt as exc:
-        print(f"error: training interrupted ({exc or 'SIGINT'})", file=sys.stderr)
+        print(f"error: training interrupted ({str(exc) or 'SIGINT'})", file=sys.stderr)
         return 143 if isinstance(exc, tracking.Interrupted) else 130
-    print(f"trained {summary['steps']} steps, final loss {summary['final_loss']:.4f}")
+    except distributed.WorkerFailed as failure:
+        print(f"error: training failed: {failure}", file=sys.stderr)
+        return failure.exitcode if failure.exitcode == BAD_INPUT_EXIT else 1
+    if distributed.is_main_process():
+        print(f"trained {summary['steps']} steps, final loss {summary['final_loss']:.4f}")
     return 0
 
 
