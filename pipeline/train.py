@@ -11,8 +11,8 @@ import torch
 from pipeline import checkpoint, distributed, plots, tracking
 from pipeline.data import Split, load_split, make_loader
 from pipeline.engine import evaluate_loss_accuracy, fit, make_optimizer
-from pipeline.errors import exits_cleanly
-from pipeline.files import sha256_of, write_json, write_text
+from pipeline.errors import InputError, exits_cleanly
+from pipeline.files import all_or_nothing, sha256_of, write_json, write_text
 from pipeline.model import Architecture, build_model
 from pipeline.params import Params, load_params
 from pipeline.progress import Progress
@@ -24,6 +24,7 @@ def run(
     runtime = distributed.setup(params.train.device)
     split_paths = [data_dir / "train.npz", data_dir / "val.npz"]
     train_split, val_split = (load_split(path) for path in split_paths)
+    _check_same_width(train_split, val_split, split_paths)
     arch = Architecture(
         num_inputs=train_split.features.shape[1],
         hidden=params.model.hidden,
@@ -69,6 +70,12 @@ def run(
     return summary
 
 
+def _check_same_width(train_split: Split, val_split: Split, paths: list[Path]) -> None:
+    width, val_width = train_split.features.shape[1], val_split.features.shape[1]
+    if len(val_split) and val_width != width:
+        raise InputError(f"{paths[1]}: {val_width} features; expected {width} as in {paths[0]}")
+
+
 class LossHistory:
     """Every `log_every`-th batch loss: kept for the loss plot and sent to the tracker."""
 
@@ -105,12 +112,16 @@ class EpochEnd:
 
 
 def _write_outputs(model, arch, history, summary, checkpoint_path, metrics_path, plots_dir):
-    checkpoint.save(model, arch, checkpoint_path)
-    rows = "".join(f"{s},{loss!r}\n" for s, loss in zip(history.steps, history.losses, strict=True))
-    write_text(plots_dir / "loss.csv", "step,train_loss\n" + rows)
-    plots.loss_curve(history.steps, history.losses, plots_dir / "loss.png")
-    # Last: its run id is what evaluate and export log into.
-    write_json(metrics_path, summary)
+    # As one: an interruption while writing leaves the previous set whole, not half replaced.
+    with all_or_nothing():
+        checkpoint.save(model, arch, checkpoint_path)
+        rows = "".join(
+            f"{s},{loss!r}\n" for s, loss in zip(history.steps, history.losses, strict=True)
+        )
+        write_text(plots_dir / "loss.csv", "step,train_loss\n" + rows)
+        plots.loss_curve(history.steps, history.losses, plots_dir / "loss.png")
+        # Last: its run id is what evaluate and export log into.
+        write_json(metrics_path, summary)
 
 
 @exits_cleanly
@@ -132,8 +143,9 @@ def main(argv: list[str] | None = None) -> int:
             plots_dir=args.plots,
         )
     except KeyboardInterrupt as exc:
-        print(f"error: training interrupted ({exc or 'SIGINT'})", file=sys.stderr)
-        return 143 if isinstance(exc, tracking.Interrupted) else 130
+        name, code = ("SIGTERM", 143) if isinstance(exc, tracking.Interrupted) else ("SIGINT", 130)
+        print(f"error: training interrupted by {name}", file=sys.stderr)
+        return code
     print(f"trained {summary['steps']} steps, final loss {summary['final_loss']:.4f}")
     return 0
 
