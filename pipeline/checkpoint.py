@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import pickle
-import zipfile
 from pathlib import Path
 
 import torch
@@ -39,14 +38,34 @@ def load(state_path: Path | str) -> tuple[NeuralNetwork, Architecture]:
 
 
 def _read_architecture(path: Path) -> Architecture:
+    expected = "JSON with num_inputs, hidden (a list) and num_outputs, whole numbers from 1"
     try:
-        return Architecture.from_dict(json.loads(path.read_text()))
+        raw = json.loads(path.read_text())
     except FileNotFoundError:
         raise InputError(f"{path}: file not found; expected the model's architecture") from None
-    except (ValueError, KeyError, TypeError):
-        raise InputError(
-            f"{path}: not a model description; expected JSON with num_inputs, hidden, num_outputs"
-        ) from None
+    except (ValueError, OSError):
+        raise InputError(f"{path}: not JSON; expected {expected}") from None
+    problem = _architecture_problem(raw)
+    if problem:
+        raise InputError(f"{path}: {problem}; expected {expected}")
+    return Architecture.from_dict(raw)
+
+
+def _architecture_problem(raw) -> str | None:
+    if not isinstance(raw, dict):
+        return f"holds {type(raw).__name__}"
+    missing = [key for key in ("num_inputs", "hidden", "num_outputs") if key not in raw]
+    if missing:
+        return f"lacks {', '.join(missing)}"
+    if not isinstance(raw["hidden"], list):
+        return f"hidden is {raw['hidden']!r}"
+    for key, value in [("num_inputs", raw["num_inputs"]), ("num_outputs", raw["num_outputs"])] + [
+        ("hidden", width) for width in raw["hidden"]
+    ]:
+        # bool is an int to Python, and int("53") or int(4.7) would quietly build another model.
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            return f"{key} holds {value!r}"
+    return None
 
 
 def _read_state(path: Path) -> dict[str, torch.Tensor]:
@@ -61,10 +80,15 @@ def _read_state(path: Path) -> dict[str, torch.Tensor]:
         raise InputError(
             f"{path}: refused, it holds objects other than tensors; expected a plain state_dict"
         ) from None
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile):
+    except Exception:  # torch.load raises many kinds of errors for bytes it cannot parse
         raise InputError(f"{path}: unreadable or truncated; expected a torch state_dict") from None
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+    if not isinstance(state, dict):
         raise InputError(f"{path}: holds {type(state).__name__}; expected a state_dict of tensors")
+    for key, value in state.items():
+        if not isinstance(value, torch.Tensor):
+            raise InputError(
+                f"{path}: {key!r} holds {type(value).__name__}; expected a state_dict of tensors"
+            )
     return state
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,27 +91,51 @@ def save_split(split: Split, path: Path) -> None:
         np.savez(handle, features=split.features, labels=split.labels)
 
 
+ZIP_MAGIC = b"PK\x03\x04"
+EXPECTED_SPLIT = "an .npz written by `python -m pipeline.generate` (features, labels)"
+
+
 def load_split(path: Path | str) -> Split:
     """Read a split written by save_split; anything else is a one-line InputError."""
     path = Path(path)
-    expected = "an .npz written by `python -m pipeline.generate` (features, labels)"
+    features, labels = _read_arrays(path)
+    problem = _split_problem(features, labels)
+    if problem:
+        raise InputError(f"{path}: {problem}; expected {EXPECTED_SPLIT}")
+    return Split(features, labels)
+
+
+def _read_arrays(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    def refuse(problem: str) -> InputError:
+        return InputError(f"{path}: {problem}; expected {EXPECTED_SPLIT}")
+
     try:
+        with open(path, "rb") as handle:
+            # np.load would try anything that is neither .npz nor .npy as a pickle.
+            if handle.read(4) != ZIP_MAGIC:
+                raise refuse("not an .npz archive")
         with np.load(path, allow_pickle=False) as archive:
-            features, labels = archive["features"], archive["labels"]
+            if not {"features", "labels"} <= set(archive.files):
+                raise refuse(f"holds arrays {sorted(archive.files)}")
+            return archive["features"], archive["labels"]
     except FileNotFoundError:
         raise InputError(f"{path}: file not found; run `dvc repro generate` first") from None
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
-        raise InputError(f"{path}: unreadable or truncated; expected {expected}") from None
+    except ValueError:  # object arrays, which only unpickling could read
+        raise refuse("refused, it holds pickled objects") from None
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error):
+        raise refuse("unreadable or truncated") from None
+
+
+def _split_problem(features: np.ndarray, labels: np.ndarray) -> str | None:
     if features.ndim != 2 or labels.ndim != 1 or len(features) != len(labels):
-        raise InputError(
-            f"{path}: features {features.shape} and labels {labels.shape} do not match; "
-            f"expected {expected}"
-        )
+        return f"features {features.shape} and labels {labels.shape} do not match"
     if features.dtype != np.float32 or labels.dtype != np.int64:
-        raise InputError(
-            f"{path}: dtypes {features.dtype}/{labels.dtype}; expected float32/int64 ({expected})"
-        )
-    return Split(features, labels)
+        return f"dtypes {features.dtype}/{labels.dtype} instead of float32/int64"
+    if len(labels) and labels.min() < 0:
+        return f"labels include {labels.min()}; class indices start at 0"
+    if not np.isfinite(features).all():
+        return "features include NaN or infinity"
+    return None
 
 
 class BatchDataset(Dataset):

@@ -3,13 +3,30 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import hashlib
 import json
 import os
+import signal
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+
+def _new_file_mode() -> int:
+    """What open() gives a new file: 0666 less the umask (which only os.umask can read)."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+NEW_FILE_MODE = _new_file_mode()
+
+# The renames that all_or_nothing() holds back; None outside such a block.
+_held_renames: contextvars.ContextVar[list[tuple[Path, Path]] | None] = contextvars.ContextVar(
+    "held_renames", default=None
+)
 
 
 @contextlib.contextmanager
@@ -17,14 +34,56 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it over `path` only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # mkstemp makes the file private (0600); an output gets the mode open() would give it.
+    os.fchmod(fd, NEW_FILE_MODE)
     os.close(fd)
+    tmp: Path | None = Path(name)
+    held = _held_renames.get()
     try:
-        yield Path(tmp)
-        os.replace(tmp, path)
+        yield tmp
+        if held is None:
+            os.replace(tmp, path)
+        else:
+            held.append((tmp, path))
+            tmp = None
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def all_or_nothing() -> Iterator[None]:
+    """Several outputs as one: the atomic writes inside the block land together or not at all.
+
+    Each file is written to its temporary name as usual; only when the whole block succeeds are
+    they renamed into place, one after the other with SIGINT/SIGTERM held back, so an
+    interruption leaves either every previous file or every new one, never a mix.
+    """
+    held: list[tuple[Path, Path]] = []
+    token = _held_renames.set(held)
+    try:
+        yield
+    except BaseException:
+        for tmp, _ in held:
+            tmp.unlink(missing_ok=True)
+        raise
+    finally:
+        _held_renames.reset(token)
+    with _interruptions_held():
+        for tmp, path in held:
+            os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def _interruptions_held() -> Iterator[None]:
+    """Delay SIGINT/SIGTERM until the block ends; they are then delivered as usual."""
+    held = {signal.SIGINT, signal.SIGTERM}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def write_text(path: Path | str, text: str) -> None:

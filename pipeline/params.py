@@ -88,7 +88,19 @@ TOY_SHAPE = {"n_train": 5, "n_test": 2, "n_features": 2, "n_classes": 2}
 
 
 class _Loader(yaml.SafeLoader):
-    """YAML 1.1 reads `1e-3` (no dot) as a string; users mean a number."""
+    """YAML 1.1 reads `1e-3` (no dot) as a string; users mean a number. A key given twice is
+    refused: plain YAML keeps the last one silently, so an edit could have no effect."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key '{key}' appears twice", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 _Loader.add_implicit_resolver(
@@ -107,7 +119,10 @@ def load_params(path: Path | str = DEFAULT_PATH) -> Params:
     except yaml.YAMLError as exc:
         where = getattr(exc, "problem_mark", None)
         line = f" at line {where.line + 1}" if where else ""
-        raise InputError(f"{path}: not valid YAML{line}; expected a mapping of keys") from None
+        problem = f" ({exc.problem})" if getattr(exc, "problem", None) else ""
+        raise InputError(
+            f"{path}: not valid YAML{line}{problem}; expected a mapping of keys, each once"
+        ) from None
     params = build(raw if raw is not None else {}, source=str(path))
     check_consistency(params, source=str(path))
     return params
@@ -218,14 +233,10 @@ def _contradiction(params: Params) -> str | None:
             return f"data.val_size is {data.val_size}; expected 0 for the toy set (5 points)"
         n_train = TOY_SHAPE["n_train"]
     else:
-        sizes = split_sizes(data)
-        for split, size in sizes.items():
-            if size < data.n_classes and (split != "val" or data.val_size):
-                return (
-                    f"data.n_classes is {data.n_classes} but the {split} split gets {size} of "
-                    f"data.n_samples {data.n_samples}; expected at least one sample per class"
-                )
-        n_train = sizes["train"]
+        problem = _classification_problem(data)
+        if problem:
+            return problem
+        n_train = split_sizes(data)["train"]
     processes = train.nproc if train.strategy == "ddp" else 1
     per_process = n_train // processes
     if train.drop_last and per_process < train.batch_size:
@@ -236,6 +247,28 @@ def _contradiction(params: Params) -> str | None:
         )
     if n_train < processes:
         return f"train.nproc is {processes}, more than the {n_train} training samples"
+    return None
+
+
+def _classification_problem(data: DataParams) -> str | None:
+    """What scikit-learn would refuse in generate, after DVC has already removed the data."""
+    # make_classification puts 2 clusters per class on the corners of an n_informative-cube.
+    needed = math.ceil(math.log2(2 * data.n_classes))
+    if data.n_features < needed:
+        return (
+            f"data.n_features is {data.n_features} but data.n_classes {data.n_classes} needs "
+            f"at least {needed} features (2**n_features >= 2 * n_classes)"
+        )
+    # A stratified split needs 2 samples of each class to split; labels are balanced, with 1%
+    # flipped at random, so ask for 2 per class in every split.
+    least = 2 * data.n_classes
+    for split, size in split_sizes(data).items():
+        if size < least and (split != "val" or data.val_size):
+            return (
+                f"data.n_classes is {data.n_classes} but the {split} split gets {size} of "
+                f"data.n_samples {data.n_samples}; expected at least 2 samples per class "
+                f"({least}) in every split"
+            )
     return None
 
 

@@ -12,8 +12,8 @@ import torch
 from pipeline import checkpoint, distributed, plots, tracking
 from pipeline.data import Split, load_split, make_loader
 from pipeline.engine import evaluate_loss_accuracy, fit, make_optimizer
-from pipeline.errors import BAD_INPUT_EXIT, exits_cleanly
-from pipeline.files import sha256_of, write_json, write_text
+from pipeline.errors import BAD_INPUT_EXIT, InputError, exits_cleanly
+from pipeline.files import all_or_nothing, sha256_of, write_json, write_text
 from pipeline.model import Architecture, build_model
 from pipeline.params import Params, load_params
 from pipeline.progress import Progress
@@ -34,6 +34,7 @@ def _train(runtime, params, data_dir, checkpoint_path, metrics_path, plots_dir) 
     cfg = params.train
     split_paths = [data_dir / "train.npz", data_dir / "val.npz"]
     train_split, val_split = (load_split(path) for path in split_paths)
+    _check_same_width(train_split, val_split, split_paths)
     arch = Architecture(
         num_inputs=train_split.features.shape[1],
         hidden=params.model.hidden,
@@ -121,6 +122,12 @@ def _open_run(runtime: distributed.Runtime, params: Params, tags: dict[str, str]
     return tracker
 
 
+def _check_same_width(train_split: Split, val_split: Split, paths: list[Path]) -> None:
+    width, val_width = train_split.features.shape[1], val_split.features.shape[1]
+    if len(val_split) and val_width != width:
+        raise InputError(f"{paths[1]}: {val_width} features; expected {width} as in {paths[0]}")
+
+
 class LossHistory:
     """Every `log_every`-th batch loss: kept for the loss plot and sent to the tracker."""
 
@@ -159,12 +166,16 @@ class EpochEnd:
 
 
 def _write_outputs(model, arch, history, summary, checkpoint_path, metrics_path, plots_dir):
-    checkpoint.save(model, arch, checkpoint_path)
-    rows = "".join(f"{s},{loss!r}\n" for s, loss in zip(history.steps, history.losses, strict=True))
-    write_text(plots_dir / "loss.csv", "step,train_loss\n" + rows)
-    plots.loss_curve(history.steps, history.losses, plots_dir / "loss.png")
-    # Last: its run id is what evaluate and export log into.
-    write_json(metrics_path, summary)
+    # As one: an interruption while writing leaves the previous set whole, not half replaced.
+    with all_or_nothing():
+        checkpoint.save(model, arch, checkpoint_path)
+        rows = "".join(
+            f"{s},{loss!r}\n" for s, loss in zip(history.steps, history.losses, strict=True)
+        )
+        write_text(plots_dir / "loss.csv", "step,train_loss\n" + rows)
+        plots.loss_curve(history.steps, history.losses, plots_dir / "loss.png")
+        # Last: its run id is what evaluate and export log into.
+        write_json(metrics_path, summary)
 
 
 @exits_cleanly
@@ -190,8 +201,9 @@ def main(argv: list[str] | None = None) -> int:
             plots_dir=args.plots,
         )
     except KeyboardInterrupt as exc:
-        print(f"error: training interrupted ({str(exc) or 'SIGINT'})", file=sys.stderr)
-        return 143 if isinstance(exc, tracking.Interrupted) else 130
+        name, code = ("SIGTERM", 143) if isinstance(exc, tracking.Interrupted) else ("SIGINT", 130)
+        print(f"error: training interrupted by {name}", file=sys.stderr)
+        return code
     except distributed.WorkerFailed as failure:
         print(f"error: training failed: {failure}", file=sys.stderr)
         return failure.exitcode if failure.exitcode == BAD_INPUT_EXIT else 1

@@ -1,0 +1,571 @@
+"""The battery of bad inputs (issue 6 §1-§2), run against the real stages as a user runs them.
+
+Each row breaks one input of an otherwise valid workspace, runs one stage as a subprocess and
+expects: exit code 2, exactly one line on stderr naming the file, the value and what was
+expected, no traceback, and no file written, changed or deleted (not even an MLflow store).
+Adding a case is adding a row to BAD_PARAMS or BAD_FILES.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import json
+import os
+import pickle
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from helpers import ROOT, SMALL_PARAMS, clean_env, commit_all, run, write_params
+
+from pipeline.model import Architecture, build_model
+from pipeline.params import Params, load_params
+
+# A valid params.yaml small enough that every stage takes a second: 4 features, 3 classes,
+# splits of 72 train / 18 val / 30 test rows, a 4-6-5-3 MLP.
+BASELINE = {
+    "seed": 7,
+    "data": {
+        "kind": "classification",
+        "n_samples": 120,
+        "n_features": 4,
+        "n_classes": 3,
+        "test_size": 0.25,
+        "val_size": 0.2,
+    },
+    "model": {"hidden": [6, 5]},
+    "train": {"epochs": 1, "batch_size": 8, "lr": 0.1, "device": "cpu"},
+    "evaluate": {"batch_size": 64},
+}
+
+# The stages' arguments, as dvc.yaml passes them.
+STAGES = {
+    "validate": "--params params.yaml --out data/params.ok",
+    "generate": "--params params.yaml --out data",
+    "train": "--params params.yaml --data data --checkpoint models/checkpoint.pth"
+    " --metrics metrics/train.json --plots plots",
+    "evaluate": "--params params.yaml --data data --checkpoint models/checkpoint.pth"
+    " --train-metrics metrics/train.json --metrics metrics/eval.json --plots plots",
+    "export": "--params params.yaml --checkpoint models/checkpoint.pth"
+    " --example-data data/test.npz --train-metrics metrics/train.json --out models/model.pth",
+    "predict": "--model models/model.pth --input points.csv",
+}
+
+# Bad params.yaml: (stage, edits to BASELINE as {dotted key: YAML text written verbatim} or the
+# whole file's text, fragment of the error). `validate` is the gate DVC runs before any stage
+# that writes; the last rows show that each stage refuses on its own too.
+BAD_PARAMS = [
+    # unknown keys, anywhere, with the closest valid key suggested
+    ("validate", {"learning_rate": "0.1"}, "params.yaml: unknown key 'learning_rate'"),
+    ("validate", {"train.lrr": "0.1"}, "unknown key 'train.lrr'; did you mean 'train.lr'?"),
+    ("validate", {"sed": "1"}, "unknown key 'sed'; did you mean 'seed'?"),
+    ("validate", {"data.n_sample": "9"}, "did you mean 'data.n_samples'?"),
+    ("validate", {"model.hiden": "[3]"}, "unknown key 'model.hiden'; did you mean 'model.hidden'?"),
+    ("validate", {"evaluate.batchsize": "9"}, "did you mean 'evaluate.batch_size'?"),
+    ("validate", {"export.registr": "true"}, "did you mean 'export.register'?"),
+    ("validate", {"optim.lr": "0.1"}, "unknown key 'optim'"),
+    # wrong types
+    ("validate", {"train.lr": "fast"}, "params.yaml: train.lr is 'fast'; expected a number"),
+    ("validate", {"train.lr": '"1e-3"'}, "train.lr is '1e-3'; expected a number"),
+    ("validate", {"train.epochs": "true"}, "train.epochs is True; expected a whole number"),
+    ("validate", {"train.batch_size": "2.5"}, "train.batch_size is 2.5; expected a whole number"),
+    ("validate", {"data.n_samples": "1e3"}, "data.n_samples is 1000.0; expected a whole number"),
+    ("validate", {"seed": "abc"}, "seed is 'abc'; expected a whole number"),
+    ("validate", {"train.shuffle": "1"}, "train.shuffle is 1; expected true or false"),
+    ("validate", {"model.hidden": "30"}, "model.hidden is 30; expected a list of whole numbers"),
+    ("validate", {"model.hidden": "[30, 2.5]"}, "model.hidden is [30, 2.5]; expected a list"),
+    ("validate", {"train": "3"}, "train is 3; expected a mapping of keys"),
+    # out of range
+    ("validate", {"train.lr": "0"}, "train.lr is 0.0; expected a finite number above 0"),
+    ("validate", {"train.lr": "-0.1"}, "train.lr is -0.1; expected a finite number above 0"),
+    ("validate", {"train.lr": ".nan"}, "train.lr is nan; expected a finite number above 0"),
+    ("validate", {"train.lr": ".inf"}, "train.lr is inf; expected a finite number above 0"),
+    ("validate", {"train.batch_size": "0"}, "train.batch_size is 0; expected 1 or more"),
+    ("validate", {"train.epochs": "0"}, "train.epochs is 0; expected 1 or more"),
+    ("validate", {"data.test_size": "0"}, "data.test_size is 0.0; expected a number between 0"),
+    ("validate", {"data.test_size": "1"}, "data.test_size is 1.0; expected a number between 0"),
+    ("validate", {"data.test_size": "1.5"}, "data.test_size is 1.5; expected a number between"),
+    ("validate", {"data.val_size": "1"}, "data.val_size is 1.0; expected a number from 0 up to"),
+    ("validate", {"data.n_classes": "1"}, "data.n_classes is 1; expected at least 2"),
+    ("validate", {"data.n_features": "0"}, "data.n_features is 0; expected 1 or more"),
+    ("validate", {"model.hidden": "[]"}, "model.hidden is []; expected a non-empty list of posi"),
+    ("validate", {"model.hidden": "[30, 0]"}, "model.hidden is [30, 0]; expected a non-empty"),
+    ("validate", {"model.hidden": "[-4]"}, "model.hidden is [-4]; expected a non-empty list"),
+    ("validate", {"train.nproc": "0"}, "train.nproc is 0; expected 1 or more"),
+    ("validate", {"train.log_every": "0"}, "train.log_every is 0; expected 1 or more"),
+    ("validate", {"train.num_workers": "-1"}, "train.num_workers is -1; expected 0 or more"),
+    ("validate", {"evaluate.batch_size": "0"}, "evaluate.batch_size is 0; expected 1 or more"),
+    ("validate", {"export.model_name": '" "'}, "export.model_name is ' '; expected a non-empty"),
+    # unknown choices
+    ("validate", {"train.device": "tpu"}, "train.device is 'tpu'; expected auto, cpu, cuda or"),
+    ("validate", {"train.strategy": "fsdp"}, "train.strategy is 'fsdp'; expected one of single"),
+    ("validate", {"train.optimizer": "lbfgs"}, "train.optimizer is 'lbfgs'; expected one of sgd"),
+    ("validate", {"data.kind": "images"}, "data.kind is 'images'; expected one of toy, classif"),
+    # contradictions between keys
+    (
+        "validate",
+        {"train.batch_size": "100", "train.drop_last": "true"},
+        "train.batch_size is 100 with drop_last, but each of 1 process(es) gets 72 training",
+    ),
+    (
+        "validate",
+        {"data.kind": "toy", "data.val_size": "0", "train.batch_size": "8"},
+        "train.batch_size is 8 with drop_last, but each of 1 process(es) gets 5 training samples",
+    ),
+    (
+        "validate",
+        {"train.strategy": "ddp", "train.nproc": "16"},
+        "each of 16 process(es) gets 4 training samples",
+    ),
+    (
+        "validate",
+        {"data.n_samples": "20", "data.n_classes": "30", "data.n_features": "8"},
+        "data.n_classes is 30 but the train split gets 12 of data.n_samples 20; expected at",
+    ),
+    (
+        "validate",
+        {"data.n_features": "2", "data.n_classes": "3"},
+        "data.n_features is 2 but data.n_classes 3 needs at least 3 features",
+    ),
+    ("validate", {"data.kind": "toy"}, "data.val_size is 0.2; expected 0 for the toy set"),
+    # not a params file
+    ("validate", "train: {lr: 0.1\n", "params.yaml: not valid YAML at line 2"),
+    ("validate", "train:\n  lr: 0.1\n  lr: 0.5\n", "not valid YAML at line 3 (key 'lr' appea"),
+    ("validate", "- 1\n- 2\n", "params.yaml: the top level is [1, 2]; expected a mapping"),
+    # every stage checks the whole file before it reads anything else
+    ("generate", {"data.n_classes": "1"}, "params.yaml: data.n_classes is 1; expected at least"),
+    ("train", {"train.lrr": "0.1"}, "unknown key 'train.lrr'; did you mean 'train.lr'?"),
+    ("evaluate", {"evaluate.batch_size": "0"}, "evaluate.batch_size is 0; expected 1 or more"),
+    ("export", {"export.model_name": '""'}, "export.model_name is ''; expected a non-empty"),
+]
+
+
+# How a file gets broken: each returns a function that breaks the file at the given path.
+def deleted():
+    return lambda path: path.unlink()
+
+
+def truncated():
+    return lambda path: path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def text(content: str):
+    return lambda path: path.write_text(content)
+
+
+def npz(**arrays):
+    def write(path: Path) -> None:
+        with open(path, "wb") as handle:  # np.savez would append .npz to other names
+            np.savez(handle, **arrays)
+
+    return write
+
+
+def data_split(**changes):
+    """A split like generate's (float32 features of width 4, int64 labels), with `changes`."""
+    arrays = {"features": np.ones((6, 4), np.float32), "labels": np.arange(6) % 3, **changes}
+    return npz(**arrays)
+
+
+def state_dict_of(hidden: tuple[int, ...]):
+    """The state_dict of a 4-input 3-class MLP with other hidden layers."""
+    return lambda path: torch.save(build_model(Architecture(4, hidden, 3)).state_dict(), path)
+
+
+def torch_saved(obj):
+    return lambda path: torch.save(obj, path, pickle_module=pickle)
+
+
+class RunsCode:
+    """Unpickling this runs a shell command that leaves a file behind (the snapshot sees it)."""
+
+    def __reduce__(self):
+        return (os.system, ("touch pwned",))
+
+
+# Bad files: (stage, file, how it is broken, fragments of the error).
+BAD_FILES = [
+    # data splits
+    ("train", "data/train.npz", deleted(), "data/train.npz: file not found; run `dvc repro"),
+    ("train", "data/train.npz", truncated(), "data/train.npz: unreadable or truncated; expected"),
+    ("train", "data/train.npz", npz(x=np.zeros(3)), "data/train.npz: holds arrays ['x']; exp"),
+    ("evaluate", "data/test.npz", text("a,b\n1,2\n"), "data/test.npz: not an .npz archive"),
+    (
+        "train",
+        "data/train.npz",
+        data_split(labels=np.array([object()] * 6)),
+        "data/train.npz: refused, it holds pickled objects",
+    ),
+    (
+        "train",
+        "data/val.npz",
+        data_split(features=np.ones((6, 4))),
+        "data/val.npz: dtypes float64/int64 instead of float32/int64",
+    ),
+    (
+        "train",
+        "data/train.npz",
+        data_split(features=np.full((6, 4), np.nan, np.float32)),
+        "data/train.npz: features include NaN or infinity",
+    ),
+    (
+        "train",
+        "data/train.npz",
+        data_split(labels=np.array([-1, 0, 1, 2, 0, 1])),
+        "data/train.npz: labels include -1; class indices start at 0",
+    ),
+    (
+        "train",
+        "data/val.npz",
+        data_split(features=np.ones((6, 5), np.float32)),
+        "data/val.npz: 5 features; expected 4 as in data/train.npz",
+    ),
+    (
+        "evaluate",
+        "data/test.npz",
+        data_split(features=np.ones((6, 5), np.float32)),
+        "data/test.npz: 5 features; the model in models/checkpoint.pth expects 4",
+    ),
+    # models: truncated, another architecture, a model.json that does not match
+    ("predict", "models/model.pth", truncated(), "models/model.pth: unreadable or truncated"),
+    ("evaluate", "models/checkpoint.pth", truncated(), "checkpoint.pth: unreadable or truncated"),
+    ("export", "models/checkpoint.pth", deleted(), "checkpoint.pth: file not found; expected a"),
+    (
+        "predict",
+        "models/model.pth",
+        state_dict_of((7,)),
+        "models/model.pth: does not fit the architecture in model.json (4-6-5-3)",
+        "missing ['layers.4.bias', 'layers.4.weight']",
+        "layers.0.weight (7, 4) vs (6, 4)",
+    ),
+    (
+        "predict",
+        "models/model.pth",
+        state_dict_of((6, 5, 5)),
+        "unexpected ['layers.6.bias', 'layers.6.weight']",
+        "layers.4.weight (5, 5) vs (3, 5)",
+    ),
+    (
+        "predict",
+        "models/model.json",
+        text('{"num_inputs": 4, "hidden": [9], "num_outputs": 3}'),
+        "models/model.pth: does not fit the architecture in model.json (4-9-3): unexpected",
+        "shapes ['layers.0.weight (6, 4) vs (9, 4)'",
+    ),
+    (
+        "predict",
+        "models/model.json",
+        text('{"num_inputs": 4, "hidden": [-1], "num_outputs": 3}'),
+        "models/model.json: hidden holds -1; expected JSON with num_inputs, hidden (a list)",
+    ),
+    ("predict", "models/model.json", text("{"), "models/model.json: not JSON; expected JSON"),
+    ("predict", "models/model.json", deleted(), "models/model.json: file not found"),
+    # untrusted pickles: refused, and nothing in them runs
+    (
+        "predict",
+        "models/model.pth",
+        torch_saved({"layers.0.weight": RunsCode()}),
+        "models/model.pth: refused, it holds objects other than tensors",
+    ),
+    (
+        "evaluate",
+        "models/checkpoint.pth",
+        torch_saved({"layers.0.weight": RunsCode()}),
+        "models/checkpoint.pth: refused, it holds objects other than tensors",
+    ),
+    (
+        "predict",
+        "models/model.pth",
+        torch_saved(build_model(Architecture(4, (6, 5), 3))),
+        "models/model.pth: refused, it holds objects other than tensors",
+    ),
+    (
+        "predict",
+        "models/model.pth",
+        torch_saved({"layers.0.weight": 1}),
+        "models/model.pth: 'layers.0.weight' holds int; expected a state_dict of tensors",
+    ),
+    # the link from train to evaluate/export, and predict's input
+    ("evaluate", "metrics/train.json", text("{"), "metrics/train.json: not JSON with mlflow_run"),
+    ("predict", "points.csv", deleted(), "points.csv: file not found; expected a CSV"),
+    ("predict", "points.csv", text("1,2\n"), "points.csv: data row 1 is '1,2'; expected 4 nu"),
+]
+
+
+def params_text(edits: dict[str, str]) -> str:
+    """BASELINE as YAML with `edits` ({dotted key: YAML text}) written verbatim."""
+    values = {key: json.dumps(value) for key, value in flat_baseline().items()}
+    values = {key: text for key, text in values.items() if key.split(".")[0] not in edits}
+    values.update(edits)
+    top, sections = [], {}
+    for key, text in values.items():
+        section, _, name = key.rpartition(".")
+        if section:
+            sections.setdefault(section, []).append(f"  {name}: {text}")
+        else:
+            top.append(f"{name}: {text}")
+    for section, lines in sections.items():
+        top += [f"{section}:", *lines]
+    return "\n".join(top) + "\n"
+
+
+def flat_baseline() -> dict:
+    flat = {}
+    for key, value in BASELINE.items():
+        if isinstance(value, dict):
+            flat.update({f"{key}.{name}": v for name, v in value.items()})
+        else:
+            flat[key] = value
+    return flat
+
+
+def stage_command(stage: str) -> list[str]:
+    return [sys.executable, "-m", f"pipeline.{stage}", *STAGES[stage].split()]
+
+
+def stage_env(workspace: Path) -> dict[str, str]:
+    # A store of its own: a stage that refuses must not even create it.
+    return clean_env(
+        MLFLOW_TRACKING_URI=f"sqlite:///{workspace / 'mlflow.db'}", PYTHONPATH=str(ROOT)
+    )
+
+
+@pytest.fixture(scope="module")
+def valid_workspace(tmp_path_factory) -> Path:
+    """Every input a stage reads, made by the real stages from BASELINE (tracking off)."""
+    workspace = tmp_path_factory.mktemp("valid")
+    (workspace / "params.yaml").write_text(params_text({}))
+    env = clean_env(PIPELINE_TRACKING="0", PYTHONPATH=str(ROOT))
+    for stage in ("validate", "generate", "train", "evaluate", "export"):
+        run(stage_command(stage), workspace, env=env)
+    (workspace / "points.csv").write_text("x1,x2,x3,x4\n0.1,0.2,0.3,0.4\n")
+    return workspace
+
+
+@pytest.fixture
+def workspace(valid_workspace, tmp_path) -> Path:
+    copy = tmp_path / "workspace"
+    shutil.copytree(valid_workspace, copy)
+    return copy
+
+
+def snapshot(directory: Path) -> dict[str, bytes]:
+    return {
+        str(path.relative_to(directory)): path.read_bytes()
+        for path in sorted(directory.rglob("*"))
+        if path.is_file()
+    }
+
+
+def assert_refused(workspace: Path, stage: str, fragments: tuple[str, ...]) -> None:
+    before = snapshot(workspace)
+    done = subprocess.run(
+        stage_command(stage),
+        cwd=workspace,
+        env=stage_env(workspace),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("error: ")
+    for fragment in fragments:
+        assert fragment in lines[0]
+    after = snapshot(workspace)
+    assert sorted(after) == sorted(before), "a refusing stage created or deleted files"
+    assert after == before, "a refusing stage changed a file"
+
+
+def params_id(row) -> str:
+    stage, edits, _ = row
+    what = ",".join(f"{k}={v}" for k, v in edits.items()) if isinstance(edits, dict) else edits
+    return f"{stage}:{what!r}"
+
+
+@pytest.mark.parametrize("row", BAD_PARAMS, ids=[params_id(row) for row in BAD_PARAMS])
+def test_bad_params_are_refused_with_one_line(workspace, row):
+    stage, edits, fragment = row
+    text = params_text(edits) if isinstance(edits, dict) else edits
+    (workspace / "params.yaml").write_text(text)
+    assert_refused(workspace, stage, (fragment,))
+
+
+@pytest.mark.parametrize(
+    "row",
+    BAD_FILES,
+    ids=[f"{row[0]}:{row[1]}:{row[3][:50]}" for row in BAD_FILES],
+)
+def test_bad_files_are_refused_with_one_line(workspace, row):
+    stage, name, breaks, *fragments = row
+    breaks(workspace / name)
+    assert_refused(workspace, stage, tuple(fragments))
+
+
+def test_params_missing_altogether(workspace):
+    (workspace / "params.yaml").unlink()
+    assert_refused(workspace, "validate", ("params.yaml: file not found",))
+
+
+def test_the_battery_is_sound(valid_workspace):
+    """The rows break a workspace that every stage accepts, and they cover every stage."""
+    assert Params().flat().keys() >= flat_baseline().keys()
+    for stage in ("validate", "predict"):
+        done = run(stage_command(stage), valid_workspace, env=stage_env(valid_workspace))
+        assert done.stderr == ""
+    assert {row[0] for row in BAD_PARAMS + BAD_FILES} == set(STAGES)
+
+
+def test_a_bare_exponent_is_a_number(workspace):
+    (workspace / "params.yaml").write_text(params_text({"train.lr": "1e-3"}))
+    done = run(stage_command("validate"), workspace, env=stage_env(workspace))
+    assert done.returncode == 0
+    assert load_params(workspace / "params.yaml").train.lr == 0.001
+
+
+# What `dvc repro` must leave alone when params.yaml is bad.
+OUTPUTS = (
+    "data/train.npz",
+    "data/val.npz",
+    "data/test.npz",
+    "models/checkpoint.pth",
+    "models/checkpoint.json",
+    "models/model.pth",
+    "models/model.json",
+    "metrics/train.json",
+    "metrics/eval.json",
+    "plots/loss.csv",
+    "plots/loss.png",
+    "plots/confusion.csv",
+    "plots/confusion.png",
+    "dvc.lock",
+)
+
+
+@pytest.mark.e2e
+def test_dvc_repro_refuses_bad_params_before_any_stage_writes(project):
+    write_params(project / "params.yaml", SMALL_PARAMS)
+    commit_all(project, "small params")
+    run(["dvc", "repro"], project)
+    good = (project / "params.yaml").read_text()
+    before = {name: (project / name).read_bytes() for name in OUTPUTS}
+
+    raw = yaml.safe_load(good)
+    broken = [
+        # a key no stage declares: only validate's whole-file dependency sees it
+        ({**raw, "learning_rate": 0.1}, "params.yaml: unknown key 'learning_rate'"),
+        # a key of train's section, a key of generate's section
+        ({**raw, "train": {**raw["train"], "lr": -1}}, "params.yaml: train.lr is -1.0"),
+        ({**raw, "data": {**raw["data"], "n_classes": 1}}, "params.yaml: data.n_classes is 1"),
+    ]
+    for params, fragment in broken:
+        (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        done = run(["dvc", "repro"], project, check=False)
+        assert done.returncode != 0
+        assert "Traceback" not in done.stdout + done.stderr
+        ours = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+        assert len(ours) == 1 and fragment in ours[0], done.stderr
+        assert "Running stage 'validate'" in done.stdout
+        for stage in ("generate", "train", "evaluate", "export"):
+            assert f"Running stage '{stage}'" not in done.stdout
+        for name in OUTPUTS:
+            assert (project / name).read_bytes() == before[name], name
+
+    # Back to the good params: nothing retrains, and validate's marker (the one output DVC
+    # removes when validation fails) comes back from DVC's run cache.
+    (project / "params.yaml").write_text(good)
+    done = run(["dvc", "repro"], project)
+    assert "Running stage" not in done.stdout
+    assert (project / "data/params.ok").exists()
+    for name in OUTPUTS:
+        assert (project / name).read_bytes() == before[name], name
+
+
+# Untrusted models and safe defaults (issue 6 §5).
+def calls_in_pipeline() -> list[tuple[str, ast.Call]]:
+    found = []
+    for path in sorted((ROOT / "pipeline").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call):
+                found.append((f"{path.name}:{node.lineno} {ast.unparse(node.func)}", node))
+    return found
+
+
+def keyword(call: ast.Call, name: str):
+    return next((ast.unparse(k.value) for k in call.keywords if k.arg == name), None)
+
+
+def test_the_pipeline_loads_no_pickled_model():
+    """State_dicts with weights_only=True, arrays without pickles, never an MLflow model (a
+    pickle of the whole module) or a plain pickle."""
+    loads = 0
+    for where, call in calls_in_pipeline():
+        name = where.split(" ")[1]
+        assert not name.endswith("load_model"), where
+        assert name not in ("pickle.load", "pickle.loads", "torch.jit.load"), where
+        if name == "torch.load":
+            assert keyword(call, "weights_only") == "True", where
+            loads += 1
+        if name == "np.load":
+            assert keyword(call, "allow_pickle") == "False", where
+            loads += 1
+    assert loads >= 2  # checkpoint.py's torch.load and data.py's np.load were seen
+
+
+def listening_addresses(port: int) -> set[str]:
+    """Local addresses (hex, as the kernel lists them) of sockets listening on `port`."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, _, hex_port = local.partition(":")
+            if int(hex_port, 16) == port and state == "0A":  # 0A: LISTEN
+                found.add(address)
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.e2e
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="needs Linux's /proc/net/tcp")
+def test_make_ui_listens_on_localhost_only(tmp_path):
+    shutil.copy2(ROOT / "Makefile", tmp_path / "Makefile")
+    port = free_port()
+    # -o: the environment is this test's, so make does not build .venv first.
+    command = ["make", "-o", ".venv/.installed", "ui", f"BIN={Path(sys.executable).parent}"]
+    server = subprocess.Popen(
+        [*command, f"UI_PORT={port}"],
+        cwd=tmp_path,
+        env=clean_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not listening_addresses(port) and time.monotonic() < deadline:
+            assert server.poll() is None, "make ui exited"
+            time.sleep(0.5)
+        assert listening_addresses(port) == {"0100007F"}  # 127.0.0.1, and nothing else
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(server.pid, signal.SIGKILL)
