@@ -109,7 +109,7 @@ def _cluster_password(state_dir: Path) -> str:
 
 
 def _init_cluster(bin_dir: Path, data: Path, password: str) -> None:
-    data.mkdir(mode=0o700)
+    data.mkdir(mode=0o700, exist_ok=True)  # left empty by a failed first try: initdb takes it
     _give_to_postgres_user(data)
     with tempfile.NamedTemporaryFile("w", prefix="pgpass-", suffix=".txt") as pwfile:
         pwfile.write(password)
@@ -121,7 +121,10 @@ def _init_cluster(bin_dir: Path, data: Path, password: str) -> None:
 
 
 def _ensure_database(server: Postgres, name: str) -> None:
-    import psycopg2
+    try:
+        import psycopg2
+    except ImportError:
+        raise SetupError("psycopg2 is missing: pip install -e '.[team]'") from None
 
     conn = psycopg2.connect(
         host=LOOPBACK, port=server.port, user=DB_USER, password=server.password, dbname="postgres"
@@ -281,6 +284,14 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _stores(args: argparse.Namespace, state_dir: Path, stack: contextlib.ExitStack):
+    """The tracking store's and the users' database URIs; starts the own cluster if needed."""
+    if args.backend_store_uri:
+        return with_psycopg2(args.backend_store_uri), f"sqlite:///{state_dir / 'basic_auth.db'}"
+    postgres = stack.enter_context(local_postgres(state_dir, args.postgres_port))
+    return postgres.uri(TRACKING_DB), postgres.uri(AUTH_DB)
+
+
 def serve(args: argparse.Namespace) -> None:
     state_dir = args.dir.resolve()
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -289,25 +300,17 @@ def serve(args: argparse.Namespace) -> None:
     artifacts = args.artifacts_destination or str(state_dir / "mlartifacts")
     port = args.port or free_port()
     with contextlib.ExitStack() as stack:
-        backend, auth_db = (
-            with_psycopg2(args.backend_store_uri or ""),
-            f"sqlite:///{state_dir / 'basic_auth.db'}",
-        )
-        if not backend:
-            postgres = stack.enter_context(local_postgres(state_dir))
-            backend, auth_db = postgres.uri(TRACKING_DB), postgres.uri(AUTH_DB)
-        auth_config = (
-            _write_auth_config(state_dir, auth_db, args.default_permission)
-            if args.basic_auth
-            else None
-        )
+        backend, users_db = _stores(args, state_dir, stack)
+        auth = None
+        if args.basic_auth:
+            auth = _write_auth_config(state_dir, users_db, args.default_permission)
         server = stack.enter_context(
             mlflow_server(
                 backend_uri=backend,
                 artifacts_destination=artifacts,
                 port=port,
                 workers=args.workers,
-                auth_config=auth_config,
+                auth_config=auth,
             )
         )
         print(f"backend store: {_hide_password(backend)}", flush=True)
