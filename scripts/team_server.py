@@ -58,7 +58,7 @@ def postgres_bin_dir() -> Path | None:
     return found[-1].parent if found else None
 
 
-def _as_postgres_user(cmd: list[str]) -> list[str]:
+def as_postgres_user(cmd: list[str]) -> list[str]:
     # PostgreSQL refuses to run as root; Debian's package creates the `postgres` account.
     return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
 
@@ -117,7 +117,7 @@ def _init_cluster(bin_dir: Path, data: Path, password: str) -> None:
         _give_to_postgres_user(Path(pwfile.name))
         initdb = [str(bin_dir / "initdb"), "-D", str(data), "-U", DB_USER]
         initdb += ["--pwfile", pwfile.name, "--auth", "scram-sha-256", "-E", "UTF8", "--no-locale"]
-        _run(_as_postgres_user(initdb), f"initdb {data}")
+        _run(as_postgres_user(initdb), f"initdb {data}")
 
 
 def _ensure_database(server: Postgres, name: str) -> None:
@@ -154,13 +154,13 @@ def local_postgres(state_dir: Path, port: int = 0) -> Iterator[Postgres]:
     options = f"-p {server.port} -c listen_addresses={LOOPBACK} -c unix_socket_directories=''"
     pg_ctl = [str(bin_dir / "pg_ctl"), "-D", str(data)]
     start = [*pg_ctl, "start", "-w", "-t", "60", "-l", str(data / "server.log"), "-o", options]
-    _run(_as_postgres_user(start), f"PostgreSQL start (log: {data / 'server.log'})")
+    _run(as_postgres_user(start), f"PostgreSQL start (log: {data / 'server.log'})")
     try:
         for name in (TRACKING_DB, AUTH_DB):
             _ensure_database(server, name)
         yield server
     finally:
-        _run(_as_postgres_user([*pg_ctl, "stop", "-m", "fast", "-w"]), "PostgreSQL stop")
+        _run(as_postgres_user([*pg_ctl, "stop", "-m", "fast", "-w"]), "PostgreSQL stop")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -94,7 +94,7 @@ def _stop(server: subprocess.Popen, state_dir: Path) -> None:
     if (state_dir / "postgres" / "postmaster.pid").exists():
         pg_ctl = str(team_server.postgres_bin_dir() / "pg_ctl")
         cmd = [pg_ctl, "-D", str(state_dir / "postgres"), "stop", "-m", "immediate"]
-        subprocess.run(team_server._as_postgres_user(cmd), capture_output=True, timeout=60)
+        subprocess.run(team_server.as_postgres_user(cmd), capture_output=True, timeout=60)
 
 
 def _refuses_connections(url: str) -> bool:
