@@ -7,8 +7,12 @@ BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 # Any tracking server's variables stay the user's own; by default the embedded store is used.
 UI_PORT ?= 5000
+# `make server`: the team's tracking server (README, "Team setup"); e.g. SERVER_ARGS=--basic-auth
+SERVER_PORT ?= 5050
+SERVER_DIR ?= $(CURDIR)/.team
+SERVER_ARGS ?=
 
-.PHONY: run test lint ui install dev
+.PHONY: run test lint ui server install dev
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +22,10 @@ $(VENV)/.installed: pyproject.toml
 
 $(VENV)/.installed-dev: $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+$(VENV)/.installed-team: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -e '.[team]'
 	touch $@
 
 install: $(VENV)/.installed
@@ -43,3 +51,6 @@ test: lint
 ui: $(VENV)/.installed
 	$(BIN)/mlflow ui --backend-store-uri "sqlite:///$(CURDIR)/mlflow.db" \
 		--host 127.0.0.1 --port $(UI_PORT)
+
+server: $(VENV)/.installed-team
+	$(BIN)/python scripts/team_server.py --dir "$(SERVER_DIR)" --port $(SERVER_PORT) $(SERVER_ARGS)

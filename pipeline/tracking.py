@@ -7,6 +7,7 @@ tracking is off or the process is not rank 0) and never branch on tracking thems
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import signal
@@ -203,6 +204,46 @@ def _experiment_id(client, dest: Destination) -> str:
         return client.get_experiment_by_name(dest.experiment_name).experiment_id
 
 
+def _explains_refusal(open_run):
+    """A server that refuses the credentials stops the stage with one line, not a traceback."""
+
+    @functools.wraps(open_run)
+    def wrapper(*args, **kwargs):
+        try:
+            return open_run(*args, **kwargs)
+        except Exception as exc:
+            message = _refusal(exc)
+            if message is None:
+                raise
+            from pipeline.errors import InputError
+
+            raise InputError(message) from None
+
+    return wrapper
+
+
+def _refusal(exc: Exception) -> str | None:
+    """The one line for a 401 or 403 from the tracking server; None for any other error."""
+    from mlflow.exceptions import MlflowException
+
+    status = exc.get_http_status_code() if isinstance(exc, MlflowException) else None
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    user = os.environ.get("MLFLOW_TRACKING_USERNAME")
+    if status == 401:
+        sent = f"user {user!r}" if user else "no MLFLOW_TRACKING_USERNAME set"
+        return (
+            f"MLFLOW_TRACKING_URI={uri}: the server refused the credentials (401, {sent}); "
+            "expected MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD of an account there"
+        )
+    if status == 403:
+        return (
+            f"MLFLOW_TRACKING_URI={uri}: user {user!r} may not write to this experiment (403); "
+            "expected EDIT permission on it, which the server's admin grants"
+        )
+    return None
+
+
+@_explains_refusal
 def start_run(params: dict[str, Any], tags: dict[str, str], run_name: str | None = None):
     """Open the one run of a training: params, tags and the run's name, status RUNNING."""
     if not tracking_enabled():
@@ -233,6 +274,7 @@ def recorded_run_id(train_metrics: Path | str) -> str | None:
         raise InputError(f"{path}: not JSON with mlflow_run_id; rerun the train stage") from None
 
 
+@_explains_refusal
 def resume_run(run_id: str | None):
     """Reopen the training's run so evaluate and export log into it."""
     if not tracking_enabled() or not run_id:

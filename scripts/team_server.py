@@ -1,0 +1,346 @@
+"""The team's tracking server: `mlflow server` on PostgreSQL, with artifacts served through it.
+
+`make server` runs this in the foreground. Without --backend-store-uri it keeps a PostgreSQL
+cluster of its own under --dir (created on first use, started and stopped with the server), so
+one machine with Debian's `postgresql` package is all a team needs. PostgreSQL and MLflow listen
+on 127.0.0.1 only: teammates reach the server through an SSH tunnel or a TLS reverse proxy
+(README, "Team setup"), never as plain HTTP on the network. Ctrl-C or SIGTERM stops MLflow,
+then the PostgreSQL this script started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+LOOPBACK = "127.0.0.1"
+DB_USER = "mlflow"
+TRACKING_DB = "mlflow"
+AUTH_DB = "mlflow_auth"
+READY_TIMEOUT_S = 180
+STOP_TIMEOUT_S = 30
+# Debian's package puts the server binaries here, not on PATH.
+DEBIAN_POSTGRES = Path("/usr/lib/postgresql")
+
+
+class SetupError(Exception):
+    """Something the server needs is missing or refused to start: one line says what."""
+
+
+class Stop(Exception):
+    """SIGINT or SIGTERM, turned into an exception so that every `finally` below runs."""
+
+
+# ---------------------------------------------------------------------------------------------
+# PostgreSQL: a cluster of our own under --dir, reachable on a loopback port only
+
+
+def postgres_bin_dir() -> Path | None:
+    """Where pg_ctl and initdb live: on PATH, else the newest Debian version; None if absent."""
+    on_path = shutil.which("pg_ctl")
+    if on_path:
+        return Path(on_path).resolve().parent
+    found = sorted(DEBIAN_POSTGRES.glob("*/bin/pg_ctl"), key=lambda p: int(p.parts[-3]))
+    return found[-1].parent if found else None
+
+
+def as_postgres_user(cmd: list[str]) -> list[str]:
+    # PostgreSQL refuses to run as root; Debian's package creates the `postgres` account.
+    return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
+
+
+def _give_to_postgres_user(path: Path) -> None:
+    if os.geteuid() == 0:
+        shutil.chown(path, "postgres", "postgres")
+
+
+def _run(cmd: list[str], what: str) -> None:
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    if done.returncode != 0:
+        lines = (done.stderr or done.stdout).strip().splitlines() or ["no output"]
+        raise SetupError(f"{what} failed (exit {done.returncode}): {lines[-1]}")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((LOOPBACK, 0))
+        return probe.getsockname()[1]
+
+
+@dataclass(frozen=True)
+class Postgres:
+    port: int
+    password: str
+
+    def uri(self, database: str) -> str:
+        return with_psycopg2(
+            f"postgresql://{DB_USER}:{self.password}@{LOOPBACK}:{self.port}/{database}"
+        )
+
+
+def with_psycopg2(uri: str) -> str:
+    """Name the driver we install: SQLAlchemy 2.1 reads a bare postgresql:// as psycopg 3."""
+    if uri.startswith("postgresql://"):
+        return "postgresql+psycopg2://" + uri.removeprefix("postgresql://")
+    return uri
+
+
+def _cluster_password(state_dir: Path) -> str:
+    """Made once per cluster, kept next to it, readable by this account only."""
+    path = state_dir / "postgres.password"
+    if not path.exists():
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(24))
+    return path.read_text().strip()
+
+
+def _init_cluster(bin_dir: Path, data: Path, password: str) -> None:
+    data.mkdir(mode=0o700, exist_ok=True)  # left empty by a failed first try: initdb takes it
+    _give_to_postgres_user(data)
+    with tempfile.NamedTemporaryFile("w", prefix="pgpass-", suffix=".txt") as pwfile:
+        pwfile.write(password)
+        pwfile.flush()
+        _give_to_postgres_user(Path(pwfile.name))
+        initdb = [str(bin_dir / "initdb"), "-D", str(data), "-U", DB_USER]
+        initdb += ["--pwfile", pwfile.name, "--auth", "scram-sha-256", "-E", "UTF8", "--no-locale"]
+        _run(as_postgres_user(initdb), f"initdb {data}")
+
+
+def _ensure_database(server: Postgres, name: str) -> None:
+    try:
+        import psycopg2
+    except ImportError:
+        raise SetupError("psycopg2 is missing: pip install -e '.[team]'") from None
+
+    conn = psycopg2.connect(
+        host=LOOPBACK, port=server.port, user=DB_USER, password=server.password, dbname="postgres"
+    )
+    conn.autocommit = True  # CREATE DATABASE cannot run inside a transaction
+    with contextlib.closing(conn), conn.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+        if cursor.fetchone() is None:
+            cursor.execute(f'CREATE DATABASE "{name}"')
+
+
+@contextlib.contextmanager
+def local_postgres(state_dir: Path, port: int = 0) -> Iterator[Postgres]:
+    """Start the cluster under state_dir/postgres (created on first use); stop it on exit."""
+    bin_dir = postgres_bin_dir()
+    if bin_dir is None:
+        raise SetupError(
+            "PostgreSQL is not installed (no pg_ctl on PATH or under /usr/lib/postgresql); "
+            "install Debian's package (apt-get install postgresql) or pass --backend-store-uri"
+        )
+    data = state_dir / "postgres"
+    password = _cluster_password(state_dir)
+    if not (data / "PG_VERSION").exists():
+        _init_cluster(bin_dir, data, password)
+    server = Postgres(port or free_port(), password)
+    # TCP on the loopback address only, no Unix socket (its default directory may not exist).
+    options = f"-p {server.port} -c listen_addresses={LOOPBACK} -c unix_socket_directories=''"
+    pg_ctl = [str(bin_dir / "pg_ctl"), "-D", str(data)]
+    start = [*pg_ctl, "start", "-w", "-t", "60", "-l", str(data / "server.log"), "-o", options]
+    _run(as_postgres_user(start), f"PostgreSQL start (log: {data / 'server.log'})")
+    try:
+        for name in (TRACKING_DB, AUTH_DB):
+            _ensure_database(server, name)
+        yield server
+    finally:
+        _run(as_postgres_user([*pg_ctl, "stop", "-m", "fast", "-w"]), "PostgreSQL stop")
+
+
+# ---------------------------------------------------------------------------------------------
+# MLflow: the tracking server, artifacts proxied, optionally behind basic authentication
+
+
+def _write_auth_config(state_dir: Path, database_uri: str, default_permission: str) -> Path:
+    """basic-auth's settings; the admin's password comes from MLFLOW_AUTH_ADMIN_PASSWORD."""
+    path = state_dir / "basic_auth.ini"
+    path.touch(mode=0o600)  # it holds the database password
+    path.write_text(
+        "[mlflow]\n"
+        # What a signed-in user may do with experiments that nobody granted them: READ (MLflow's
+        # default) means the admin grants EDIT on the shared experiment to each teammate.
+        f"default_permission = {default_permission}\n"
+        f"database_uri = {database_uri}\n"
+        f"admin_username = {os.environ.get('MLFLOW_AUTH_ADMIN_USERNAME') or 'admin'}\n"
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+    )
+    return path
+
+
+def _server_env(backend_uri: str, auth_config: Path | None) -> dict[str, str]:
+    env = dict(os.environ)
+    # Given as a variable, not an argument: the database password stays out of `ps`.
+    env["MLFLOW_BACKEND_STORE_URI"] = backend_uri
+    # The GenAI job runner is a process tree of its own that this pipeline never uses.
+    env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
+    if auth_config is not None:
+        env["MLFLOW_AUTH_CONFIG_PATH"] = str(auth_config)
+        # Only the UI's sign-up form uses it (CSRF); one server, so a key per start will do.
+        env.setdefault("MLFLOW_FLASK_SERVER_SECRET_KEY", secrets.token_hex(32))
+    return env
+
+
+def _wait_until_healthy(server: subprocess.Popen, url: str) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SetupError(f"mlflow server exited with code {server.returncode}; see above")
+        with (
+            contextlib.suppress(urllib.error.URLError, OSError),
+            urllib.request.urlopen(f"{url}/health", timeout=2) as response,
+        ):
+            if response.status == 200:
+                return
+        time.sleep(0.5)
+    raise SetupError(f"mlflow server did not answer {url}/health within {READY_TIMEOUT_S} s")
+
+
+def _stop_process_group(server: subprocess.Popen) -> None:
+    # The server's own session holds uvicorn and its workers: signal them all together.
+    for sig, wait_s in ((signal.SIGTERM, STOP_TIMEOUT_S), (signal.SIGKILL, 10)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, sig)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            server.wait(timeout=wait_s)
+            return
+
+
+@contextlib.contextmanager
+def mlflow_server(
+    *,
+    backend_uri: str,
+    artifacts_destination: str,
+    port: int,
+    workers: int = 2,
+    auth_config: Path | None = None,
+) -> Iterator[subprocess.Popen]:
+    """`mlflow server` on 127.0.0.1:port until the block ends; yields once /health answers."""
+    cmd = [sys.executable, "-m", "mlflow", "server", "--host", LOOPBACK, "--port", str(port)]
+    cmd += ["--workers", str(workers), "--serve-artifacts"]
+    cmd += ["--artifacts-destination", artifacts_destination]
+    if auth_config is not None:
+        cmd += ["--app-name", "basic-auth"]
+    server = subprocess.Popen(
+        cmd, env=_server_env(backend_uri, auth_config), start_new_session=True
+    )
+    try:
+        _wait_until_healthy(server, f"http://{LOOPBACK}:{port}")
+        yield server
+    finally:
+        _stop_process_group(server)
+
+
+# ---------------------------------------------------------------------------------------------
+# The command
+
+
+def _hide_password(uri: str) -> str:
+    scheme, sep, rest = uri.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    if not sep or not at or ":" not in credentials:
+        return uri
+    return f"{scheme}://{credentials.split(':')[0]}:***@{host}"
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--dir", type=Path, default=Path(".team"), help="state: PostgreSQL cluster, artifacts"
+    )
+    parser.add_argument("--port", type=int, default=5050, help="MLflow's port (0: any free one)")
+    parser.add_argument(
+        "--backend-store-uri",
+        default=os.environ.get("MLFLOW_BACKEND_STORE_URI"),
+        help="an existing postgresql:// database (default: a cluster under --dir)",
+    )
+    parser.add_argument(
+        "--artifacts-destination", help="where served artifacts go (default: DIR/mlartifacts)"
+    )
+    parser.add_argument("--postgres-port", type=int, default=0, help="default: any free one")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--basic-auth", action="store_true", help="require MLflow sign-in")
+    parser.add_argument(
+        "--default-permission",
+        choices=["NO_PERMISSIONS", "READ", "EDIT", "MANAGE"],
+        default="READ",
+        help="with --basic-auth: on experiments a user was not granted (default: READ)",
+    )
+    return parser.parse_args(argv)
+
+
+def _stores(args: argparse.Namespace, state_dir: Path, stack: contextlib.ExitStack):
+    """The tracking store's and the users' database URIs; starts the own cluster if needed."""
+    if args.backend_store_uri:
+        return with_psycopg2(args.backend_store_uri), f"sqlite:///{state_dir / 'basic_auth.db'}"
+    postgres = stack.enter_context(local_postgres(state_dir, args.postgres_port))
+    return postgres.uri(TRACKING_DB), postgres.uri(AUTH_DB)
+
+
+def serve(args: argparse.Namespace) -> None:
+    state_dir = args.dir.resolve()
+    state_dir.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() == 0:
+        state_dir.chmod(0o711)  # the postgres account must reach its cluster inside
+    artifacts = args.artifacts_destination or str(state_dir / "mlartifacts")
+    port = args.port or free_port()
+    with contextlib.ExitStack() as stack:
+        backend, users_db = _stores(args, state_dir, stack)
+        auth = None
+        if args.basic_auth:
+            auth = _write_auth_config(state_dir, users_db, args.default_permission)
+        server = stack.enter_context(
+            mlflow_server(
+                backend_uri=backend,
+                artifacts_destination=artifacts,
+                port=port,
+                workers=args.workers,
+                auth_config=auth,
+            )
+        )
+        print(f"backend store: {_hide_password(backend)}", flush=True)
+        print(f"artifacts:     {artifacts}", flush=True)
+        print(f"MLflow tracking server ready: http://{LOOPBACK}:{port}", flush=True)
+        print(f"  export MLFLOW_TRACKING_URI=http://{LOOPBACK}:{port}", flush=True)
+        server.wait()
+        raise SetupError(f"mlflow server exited with code {server.returncode}")
+
+
+def _raise_stop(signum, frame) -> None:
+    # Once: a second Ctrl-C must not cut the cleanup short.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise Stop
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(argv)
+    signal.signal(signal.SIGINT, _raise_stop)
+    signal.signal(signal.SIGTERM, _raise_stop)
+    try:
+        serve(args)
+    except SetupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except Stop:
+        print("stopped", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
