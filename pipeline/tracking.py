@@ -316,15 +316,28 @@ def _requirements() -> list[str]:
 
 
 def process_tags() -> dict[str, str]:
-    import psutil
-
-    me = psutil.Process()
-    # The start time tells a reused pid from the process that opened the run.
+    pid = os.getpid()
     return {
         "process.host": socket.gethostname(),
-        "process.pid": str(me.pid),
-        "process.started": repr(me.create_time()),
+        "process.pid": str(pid),
+        "process.started": process_start(pid),
     }
+
+
+def process_start(pid: int) -> str:
+    """What tells a process from a later one given the same pid; constant while it lives.
+
+    On Linux the boot id and the start tick from /proc: psutil's create_time() is derived from
+    the wall clock and moves when the clock is set, which would make a live run look stale.
+    """
+    stat = Path(f"/proc/{pid}/stat")
+    if stat.exists():
+        start_tick = stat.read_text().rsplit(")", 1)[1].split()[19]  # field 22, after comm
+        boot = Path("/proc/sys/kernel/random/boot_id")
+        return f"{boot.read_text().strip() if boot.exists() else ''}/{start_tick}"
+    import psutil
+
+    return repr(psutil.Process(pid).create_time())
 
 
 def end_stale_runs(client, experiment_id: str) -> list[str]:
@@ -354,17 +367,16 @@ def _process_alive(tags: dict[str, str]) -> bool:
     import psutil
 
     try:
-        pid, started = int(tags["process.pid"]), float(tags["process.started"])
+        pid, started = int(tags["process.pid"]), tags["process.started"]
     except (KeyError, ValueError):
         return True
     try:
-        process = psutil.Process(pid)
-        if process.status() == psutil.STATUS_ZOMBIE:
+        if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
             return False
-        return abs(process.create_time() - started) < 0.01
-    except psutil.NoSuchProcess:
+        return process_start(pid) == started
+    except (psutil.NoSuchProcess, FileNotFoundError, ProcessLookupError):
         return False
-    except psutil.Error:
+    except (psutil.Error, OSError):
         return True
 
 

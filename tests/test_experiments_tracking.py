@@ -7,16 +7,15 @@ import subprocess
 import sys
 
 import mlflow
-import psutil
 from helpers import run
 
 from pipeline import tracking
 
 
-def dead_process() -> tuple[int, float]:
+def dead_process() -> tuple[int, str]:
     """The pid and start time of a process that really ran and was SIGKILLed."""
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    started = psutil.Process(child.pid).create_time()
+    started = tracking.process_start(child.pid)
     child.kill()
     child.wait()
     return child.pid, started
@@ -37,14 +36,14 @@ def status(client, run) -> str:
 
 def test_a_run_whose_process_was_killed_ends_killed(sqlite_store):
     pid, started = dead_process()
-    client, run_ = open_run(sqlite_store, pid=str(pid), started=repr(started))
+    client, run_ = open_run(sqlite_store, pid=str(pid), started=started)
     assert tracking.end_stale_runs(client, run_.info.experiment_id) == [run_.info.run_id]
     assert status(client, run_) == "KILLED"
 
 
 def test_a_reused_pid_is_not_the_process_that_opened_the_run(sqlite_store):
-    # This process is alive, but it started long after the recorded start time.
-    client, run_ = open_run(sqlite_store, pid=str(os.getpid()), started="1000000000.0")
+    # This process is alive, but it is not the one that started at the recorded time.
+    client, run_ = open_run(sqlite_store, pid=str(os.getpid()), started=dead_process()[1])
     assert tracking.end_stale_runs(client, run_.info.experiment_id) == [run_.info.run_id]
     assert status(client, run_) == "KILLED"
 
@@ -59,9 +58,9 @@ def test_a_run_whose_process_lives_is_left_running(sqlite_store):
 def test_runs_this_host_cannot_judge_are_left_alone(sqlite_store):
     pid, started = dead_process()
     client, elsewhere = open_run(
-        sqlite_store, host="elsewhere.invalid", pid=str(pid), started=repr(started)
+        sqlite_store, host="elsewhere.invalid", pid=str(pid), started=started
     )
-    _, untagged = open_run(sqlite_store, pid=str(pid), started=repr(started))
+    _, untagged = open_run(sqlite_store, pid=str(pid), started=started)
     client.delete_tag(untagged.info.run_id, "process.started")
     assert tracking.end_stale_runs(client, elsewhere.info.experiment_id) == []
     assert status(client, elsewhere) == status(client, untagged) == "RUNNING"
@@ -69,7 +68,7 @@ def test_runs_this_host_cannot_judge_are_left_alone(sqlite_store):
 
 def test_evaluate_reopening_a_run_takes_it_over(sqlite_store):
     pid, started = dead_process()  # train, long finished
-    client, run_ = open_run(sqlite_store, pid=str(pid), started=repr(started))
+    client, run_ = open_run(sqlite_store, pid=str(pid), started=started)
     client.set_terminated(run_.info.run_id, "FINISHED")
     resumed = tracking.resume_run(run_.info.run_id)
     assert status(client, run_) == "RUNNING"
@@ -93,7 +92,7 @@ def test_only_running_runs_are_considered(sqlite_store):
     pid, started = dead_process()
     ended = {}
     for status_ in ("FINISHED", "FAILED", "KILLED"):
-        client, ended[status_] = open_run(sqlite_store, pid=str(pid), started=repr(started))
+        client, ended[status_] = open_run(sqlite_store, pid=str(pid), started=started)
         client.set_terminated(ended[status_].info.run_id, status_)
     assert tracking.end_stale_runs(client, ended["FAILED"].info.experiment_id) == []
     assert {name: status(client, run_) for name, run_ in ended.items()} == {
