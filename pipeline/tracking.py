@@ -11,7 +11,9 @@ import functools
 import json
 import os
 import signal
+import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -155,6 +157,11 @@ class RunTracker(NullTracker):
         import mlflow.pytorch
         from mlflow.models import infer_signature
 
+        # One model per run: export rerunning against a training DVC restored from its run cache
+        # (same run, same checkpoint) reuses the model it logged instead of adding a duplicate.
+        if logged := _logged_model(self.client, self.run_id):
+            _register_once(self.client, logged, registered_name)
+            return
         # pyfunc serves the module's forward(): logits, one column per class.
         example = input_example.numpy()
         signature = infer_signature(example, _logits(model, input_example))
@@ -173,6 +180,26 @@ class RunTracker(NullTracker):
     def end(self, status: str) -> None:
         self.flush()
         self.client.set_terminated(self.run_id, status=status)
+
+
+def _logged_model(client, run_id: str):
+    """The run's complete model named "model", if export logged one before."""
+    from mlflow.entities import LoggedModelStatus
+
+    experiment_id = client.get_run(run_id).info.experiment_id
+    query = f"source_run_id = '{run_id}' AND name = 'model'"
+    found = client.search_logged_models([experiment_id], filter_string=query)
+    return next((m for m in found if m.status == LoggedModelStatus.READY), None)
+
+
+def _register_once(client, logged, registered_name: str | None) -> None:
+    import mlflow
+
+    if not registered_name:
+        return
+    query = f"name = '{registered_name}' AND run_id = '{logged.source_run_id}'"
+    if not client.search_model_versions(query):
+        mlflow.register_model(logged.model_uri, registered_name)
 
 
 def _logits(model, features):
@@ -251,10 +278,13 @@ def start_run(params: dict[str, Any], tags: dict[str, str], run_name: str | None
     root = repo_root()
     dest = destination(root)
     client = _client(dest)
+    experiment_id = _experiment_id(client, dest)
+    end_stale_runs(client, experiment_id)
     run = client.create_run(
-        _experiment_id(client, dest),
+        experiment_id,
         run_name=run_name or os.environ.get("DVC_EXP_NAME") or None,
-        tags={**git_tags(root), **dvc_tags(), **tags},
+        # The code that runs: in a queued experiment, the copy's commit and its changed params.
+        tags={**git_tags(Path.cwd()), **dvc_tags(), **process_tags(), **tags},
     )
     tracker = RunTracker(client, run.info.run_id, dest)
     tracker.log_params(params)
@@ -281,8 +311,11 @@ def resume_run(run_id: str | None):
         return NullTracker()
     dest = destination()
     client = _client(dest)
+    tracker = RunTracker(client, run_id, dest)
+    # This process holds the run now: a training starting meanwhile must not find it stale.
+    tracker.set_tags(process_tags())
     client.update_run(run_id, status="RUNNING")
-    return RunTracker(client, run_id, dest)
+    return tracker
 
 
 @contextlib.contextmanager
@@ -317,3 +350,86 @@ def _requirements() -> list[str]:
     from importlib.metadata import version
 
     return [f"{name}=={version(name).split('+')[0]}" for name in ("torch", "numpy")]
+
+
+# Runs left RUNNING by a dead process. A run records the process that holds it (train's, then
+# evaluate's and export's while they log into it); a RUNNING run whose process is gone from
+# this host was killed without a chance to end it (SIGKILL, OOM killer, power cut).
+
+
+def process_tags() -> dict[str, str]:
+    pid = os.getpid()
+    return {
+        "process.host": socket.gethostname(),
+        "process.pid": str(pid),
+        "process.started": process_start(pid),
+    }
+
+
+def process_start(pid: int) -> str:
+    """What tells a process from a later one given the same pid; constant while it lives.
+
+    On Linux the boot id and the start tick from /proc: psutil's create_time() is derived from
+    the wall clock and moves when the clock is set, which would make a live run look stale.
+    """
+    stat = Path(f"/proc/{pid}/stat")
+    if stat.exists():
+        start_tick = stat.read_text().rsplit(")", 1)[1].split()[19]  # field 22, after comm
+        boot = Path("/proc/sys/kernel/random/boot_id")
+        return f"{boot.read_text().strip() if boot.exists() else ''}/{start_tick}"
+    import psutil
+
+    return repr(psutil.Process(pid).create_time())
+
+
+def end_stale_runs(client, experiment_id: str) -> list[str]:
+    """End KILLED the RUNNING runs whose process on this host is gone; returns their ids.
+
+    Runs of other hosts, and runs without process tags, are left alone: nothing here can tell.
+    Best effort: a store that cannot be searched now must not stop a training.
+    """
+    from mlflow.exceptions import MlflowException
+
+    host = socket.gethostname()
+    query = f"attributes.status = 'RUNNING' and tags.`process.host` = '{host}'"
+    try:
+        running = client.search_runs([experiment_id], filter_string=query, max_results=1000)
+        stale = [run.info.run_id for run in running if not _process_alive(run.data.tags)]
+        for run_id in stale:
+            client.set_terminated(run_id, status="KILLED")
+    except MlflowException as exc:
+        print(f"warning: could not look for stale runs: {exc}", file=sys.stderr)
+        return []
+    for run_id in stale:
+        print(f"marked run {run_id} KILLED: its process is gone", file=sys.stderr)
+    return stale
+
+
+def _process_alive(tags: dict[str, str]) -> bool:
+    import psutil
+
+    try:
+        pid, started = int(tags["process.pid"]), tags["process.started"]
+    except (KeyError, ValueError):
+        return True
+    try:
+        if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+            return False
+        return process_start(pid) == started
+    except (psutil.NoSuchProcess, FileNotFoundError, ProcessLookupError):
+        return False
+    except (psutil.Error, OSError):
+        return True
+
+
+def run_page(run_id: str, ui: str) -> str | None:
+    """The run's page in the MLflow UI at `ui`; None when the store does not know the run."""
+    from mlflow.exceptions import MlflowException
+
+    if not tracking_enabled():
+        return None
+    try:
+        experiment_id = _client(destination()).get_run(run_id).info.experiment_id
+    except MlflowException:
+        return None
+    return f"{ui.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"

@@ -95,7 +95,7 @@ def project_files() -> list[str]:
         check=True,
     ).stdout.split()
     # Outputs of a local `make run` are never part of a fresh project copy.
-    # (DVC's cached outputs are git-ignored already; these are its git-tracked ones.)
+    # DVC's outputs are git-ignored; a stale dvc.lock or stray metrics never travel either.
     generated = ("metrics/", "plots/loss.csv", "plots/confusion.csv", "dvc.lock")
     return [f for f in listed if (ROOT / f).is_file() and not f.startswith(generated)]
 
