@@ -116,7 +116,7 @@ def load_split(path: Path | str) -> Split:
 class BatchDataset(Dataset):
     """Serves a whole batch per list of indices: one tensor gather instead of per-item collation.
 
-    Used with a BatchSampler as the loader's sampler, it keeps DataLoader's shuffle, drop_last,
+    Used with a BatchSampler as a DataLoader's sampler, it keeps DataLoader's shuffle, drop_last,
     num_workers and DistributedSampler semantics (the same permutation as the notebook's
     per-item ToyDataset) at a fraction of the per-batch cost.
     """
@@ -129,7 +129,51 @@ class BatchDataset(Dataset):
         return len(self.labels)
 
     def __getitem__(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.features[indices], self.labels[indices]
+        index = torch.as_tensor(indices, dtype=torch.int64)
+        return self.features.index_select(0, index), self.labels.index_select(0, index)
+
+
+class InProcessLoader:
+    """What DataLoader(dataset, batch_size, sampler, drop_last) serves with num_workers=0, faster.
+
+    DataLoader's per-batch machinery (index lists, fetcher, collation) costs several times the
+    gather itself on a small MLP. This loader draws the epoch's order from the same sampler and
+    the same global RNG draws as DataLoader (so the notebook's shuffles are reproduced exactly,
+    and a DistributedSampler's shard and set_epoch work as before), then serves each batch with
+    one index_select (a view, when the order is sequential).
+    """
+
+    def __init__(self, split: Split, batch_size: int, sampler: Sampler, drop_last: bool):
+        self.features = torch.from_numpy(split.features)
+        self.labels = torch.from_numpy(split.labels)
+        self.batch_size, self.sampler, self.drop_last = batch_size, sampler, drop_last
+
+    def __len__(self) -> int:
+        whole, rest = divmod(len(self.sampler), self.batch_size)
+        return whole + (1 if rest and not self.drop_last else 0)
+
+    def __iter__(self):
+        # DataLoader draws its workers' base seed from the global RNG when an epoch's iterator
+        # is created; drawing it too keeps every later random number (the sampler's shuffle
+        # seed, the next epoch's) where the notebook's loader has it.
+        torch.empty((), dtype=torch.int64).random_()
+        return self._batches()
+
+    def _batches(self):
+        # A generator: like DataLoader, the sampler draws its order on the first batch.
+        if isinstance(self.sampler, SequentialSampler):
+            order = None
+        else:
+            order = torch.as_tensor(list(self.sampler), dtype=torch.int64)
+        for start in range(0, len(self) * self.batch_size, self.batch_size):
+            if order is None:
+                yield (
+                    self.features[start : start + self.batch_size],
+                    self.labels[start : start + self.batch_size],
+                )
+                continue
+            index = order[start : start + self.batch_size]
+            yield self.features.index_select(0, index), self.labels.index_select(0, index)
 
 
 def make_loader(
@@ -139,14 +183,16 @@ def make_loader(
     drop_last: bool = False,
     num_workers: int = 0,
     sampler: Sampler | None = None,
-) -> DataLoader:
-    dataset = BatchDataset(split)
+):
+    """Batches of (features, labels) with DataLoader's semantics for these arguments."""
     if sampler is None:
-        sampler = RandomSampler(dataset) if shuffle else SequentialSampler(dataset)
+        sampler = RandomSampler(range(len(split))) if shuffle else SequentialSampler(split)
+    if num_workers == 0:
+        return InProcessLoader(split, batch_size, sampler, drop_last)
     return DataLoader(
-        dataset,
+        BatchDataset(split),
         sampler=BatchSampler(sampler, batch_size, drop_last),
         batch_size=None,  # the sampler already yields whole batches
         num_workers=num_workers,
-        persistent_workers=num_workers > 0,
+        persistent_workers=True,
     )
