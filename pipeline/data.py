@@ -134,46 +134,74 @@ class BatchDataset(Dataset):
 
 
 class InProcessLoader:
-    """What DataLoader(dataset, batch_size, sampler, drop_last) serves with num_workers=0, faster.
+    """What DataLoader(dataset, batch_size, shuffle or sampler, drop_last) serves with
+    num_workers=0, at the speed of slicing tensors.
 
-    DataLoader's per-batch machinery (index lists, fetcher, collation) costs several times the
-    gather itself on a small MLP. This loader draws the epoch's order from the same sampler and
-    the same global RNG draws as DataLoader (so the notebook's shuffles are reproduced exactly,
-    and a DistributedSampler's shard and set_epoch work as before), then serves each batch with
-    one index_select (a view, when the order is sequential).
+    DataLoader's per-batch machinery (index lists, fetcher, collation) and listing the epoch's
+    order index by index cost more than a training step of the small MLP. This loader draws the
+    epoch's order exactly as DataLoader does (the same global RNG draws, so the notebook's
+    shuffles are reproduced; a given sampler such as DistributedSampler is iterated as is), then
+    gathers the rows of many batches at once and serves each batch as a slice of them.
     """
 
-    def __init__(self, split: Split, batch_size: int, sampler: Sampler, drop_last: bool):
+    # Shuffled rows are gathered this many bytes at a time: the fewer gathers the faster (a whole
+    # epoch at once is fastest), but memory beyond the data itself stays bounded.
+    BLOCK_BYTES = 32 * 2**20
+
+    def __init__(
+        self,
+        split: Split,
+        batch_size: int,
+        drop_last: bool,
+        shuffle: bool = False,
+        sampler: Sampler | None = None,
+    ):
         self.features = torch.from_numpy(split.features)
         self.labels = torch.from_numpy(split.labels)
-        self.batch_size, self.sampler, self.drop_last = batch_size, sampler, drop_last
+        self.batch_size, self.drop_last = batch_size, drop_last
+        self.shuffle, self.sampler = shuffle, sampler
 
     def __len__(self) -> int:
-        whole, rest = divmod(len(self.sampler), self.batch_size)
+        rows = len(self.sampler) if self.sampler is not None else len(self.labels)
+        whole, rest = divmod(rows, self.batch_size)
         return whole + (1 if rest and not self.drop_last else 0)
 
     def __iter__(self):
         # DataLoader draws its workers' base seed from the global RNG when an epoch's iterator
-        # is created; drawing it too keeps every later random number (the sampler's shuffle
-        # seed, the next epoch's) where the notebook's loader has it.
+        # is created; drawing it too keeps every later random number (the shuffle's seed, the
+        # next epoch's) where the notebook's loader has it.
         torch.empty((), dtype=torch.int64).random_()
         return self._batches()
 
     def _batches(self):
-        # A generator: like DataLoader, the sampler draws its order on the first batch.
-        if isinstance(self.sampler, SequentialSampler):
-            order = None
-        else:
-            order = torch.as_tensor(list(self.sampler), dtype=torch.int64)
-        for start in range(0, len(self) * self.batch_size, self.batch_size):
-            if order is None:
-                yield (
-                    self.features[start : start + self.batch_size],
-                    self.labels[start : start + self.batch_size],
-                )
-                continue
-            index = order[start : start + self.batch_size]
-            yield self.features.index_select(0, index), self.labels.index_select(0, index)
+        # A generator: like DataLoader, the order is drawn when the first batch is asked for.
+        order = self._order()
+        stop = len(self) * self.batch_size
+        row_bytes = max(1, self.features[:1].nbytes)
+        block = self.batch_size * max(1, self.BLOCK_BYTES // row_bytes // self.batch_size)
+        for first in range(0, stop, block):
+            if order is None:  # sequential: slices of the data themselves, no copy
+                features, labels = self.features, self.labels
+                offset = first
+            else:
+                index = order[first : min(first + block, stop)]
+                features = self.features.index_select(0, index)
+                labels = self.labels.index_select(0, index)
+                offset = 0
+            for start in range(offset, offset + min(block, stop - first), self.batch_size):
+                end = start + self.batch_size
+                yield features[start:end], labels[start:end]
+
+    def _order(self) -> torch.Tensor | None:
+        if self.sampler is not None:
+            return torch.from_numpy(np.fromiter(self.sampler, np.int64, len(self.sampler)))
+        if not self.shuffle:
+            return None
+        # DataLoader(shuffle=True) iterates a RandomSampler: one permutation from a generator
+        # seeded with one draw from the global RNG (tests compare both, epoch after epoch).
+        seed = int(torch.empty((), dtype=torch.int64).random_().item())
+        generator = torch.Generator().manual_seed(seed)
+        return torch.randperm(len(self.labels), generator=generator)
 
 
 def make_loader(
@@ -185,10 +213,10 @@ def make_loader(
     sampler: Sampler | None = None,
 ):
     """Batches of (features, labels) with DataLoader's semantics for these arguments."""
+    if num_workers == 0:
+        return InProcessLoader(split, batch_size, drop_last, shuffle, sampler)
     if sampler is None:
         sampler = RandomSampler(range(len(split))) if shuffle else SequentialSampler(split)
-    if num_workers == 0:
-        return InProcessLoader(split, batch_size, sampler, drop_last)
     return DataLoader(
         BatchDataset(split),
         sampler=BatchSampler(sampler, batch_size, drop_last),
