@@ -473,6 +473,21 @@ class Spool:
         _write_atomic(meta, json.dumps({"run_id": run_id, "tracking_uri": tracking_uri}))
         return cls(meta)
 
+    def open(self) -> None:
+        """Start appending (the trainer's side)."""
+        self._fd = os.open(self.points, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self.written = os.fstat(self._fd).st_size
+
+    def append(self, key: str, step: int, value: float) -> None:
+        # One unbuffered write: a few microseconds, and on disk even if the trainer is killed.
+        line = f"{key}\t{int(step)}\t{time.time_ns() // 1_000_000}\t{float(value)!r}\n"
+        self.written += os.write(self._fd, line.encode())
+
+    def close(self) -> None:
+        if getattr(self, "_fd", None) is not None:
+            os.close(self._fd)
+            self._fd = None
+
     def keep_status(self, status: str) -> None:
         """Remember the run's final status for `replay`: the store did not answer."""
         self.status = status
@@ -536,8 +551,6 @@ class Outbox:
 
     def __init__(self, tracking_uri: str):
         self.spool: Spool | None = None
-        self._fd: int | None = None
-        self._written = 0
         self.sender = subprocess.Popen(
             [sys.executable, "-m", "pipeline.tracking", "send", tracking_uri],
             # stdin: the spool's name, then its end of file says that training is over.
@@ -552,8 +565,7 @@ class Outbox:
     def attach(self, spool: Spool, ready_timeout: float = 120.0) -> None:
         """Hand the run's spool to the sender, and give it a while to be ready to send."""
         self.spool = spool
-        self._fd = os.open(spool.points, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        self._written = os.fstat(self._fd).st_size
+        spool.open()
         self.sender.stdin.write(f"{spool.meta}\n".encode())
         self.sender.stdin.flush()
         ready, _, _ = select.select([self.sender.stdout], [], [], ready_timeout)
@@ -564,12 +576,11 @@ class Outbox:
             )
 
     def put(self, key: str, step: int, value: float) -> None:
-        line = f"{key}\t{int(step)}\t{time.time_ns() // 1_000_000}\t{float(value)!r}\n"
-        self._written += os.write(self._fd, line.encode())
+        self.spool.append(key, step, value)
 
     def wait_sent(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
-        while self.spool.sent_offset() < self._written:
+        while self.spool.sent_offset() < self.spool.written:
             if self.sender.poll() is not None or time.monotonic() > deadline:
                 return False
             time.sleep(0.02)
@@ -577,9 +588,8 @@ class Outbox:
 
     def close(self) -> bool:
         """No more points: the sender drains the spool and exits. True if all were sent."""
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        if self.spool is not None:
+            self.spool.close()
         with contextlib.suppress(OSError):
             self.sender.stdin.close()
         return self.sender.wait() == 0
