@@ -6,21 +6,18 @@ import math
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-from torch.utils.data import (
-    BatchSampler,
-    DataLoader,
-    Dataset,
-    RandomSampler,
-    Sampler,
-    SequentialSampler,
-)
 
 from pipeline.errors import InputError
 from pipeline.files import atomic_path
 from pipeline.params import DataParams
+
+# torch is imported where batches are made: `generate` needs only numpy and scikit-learn.
+if TYPE_CHECKING:
+    import torch
+    from torch.utils.data import DataLoader, Sampler
 
 SPLITS = ("train", "val", "test")
 
@@ -113,15 +110,18 @@ def load_split(path: Path | str) -> Split:
     return Split(features, labels)
 
 
-class BatchDataset(Dataset):
+class BatchDataset:
     """Serves a whole batch per list of indices: one tensor gather instead of per-item collation.
 
     Used with a BatchSampler as a DataLoader's sampler, it keeps DataLoader's shuffle, drop_last,
     num_workers and DistributedSampler semantics (the same permutation as the notebook's
-    per-item ToyDataset) at a fraction of the per-batch cost.
+    per-item ToyDataset) at a fraction of the per-batch cost. (A map-style dataset for DataLoader
+    needs only __getitem__ and __len__.)
     """
 
     def __init__(self, split: Split):
+        import torch
+
         self.features = torch.from_numpy(split.features)
         self.labels = torch.from_numpy(split.labels)
 
@@ -129,6 +129,8 @@ class BatchDataset(Dataset):
         return len(self.labels)
 
     def __getitem__(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        import torch
+
         index = torch.as_tensor(indices, dtype=torch.int64)
         return self.features.index_select(0, index), self.labels.index_select(0, index)
 
@@ -156,6 +158,8 @@ class InProcessLoader:
         shuffle: bool = False,
         sampler: Sampler | None = None,
     ):
+        import torch
+
         self.features = torch.from_numpy(split.features)
         self.labels = torch.from_numpy(split.labels)
         self.batch_size, self.drop_last = batch_size, drop_last
@@ -167,6 +171,8 @@ class InProcessLoader:
         return whole + (1 if rest and not self.drop_last else 0)
 
     def __iter__(self):
+        import torch
+
         # DataLoader draws its workers' base seed from the global RNG when an epoch's iterator
         # is created; drawing it too keeps every later random number (the shuffle's seed, the
         # next epoch's) where the notebook's loader has it.
@@ -193,6 +199,8 @@ class InProcessLoader:
                 yield features[start:end], labels[start:end]
 
     def _order(self) -> torch.Tensor | None:
+        import torch
+
         if self.sampler is not None:
             return torch.from_numpy(np.fromiter(self.sampler, np.int64, len(self.sampler)))
         if not self.shuffle:
@@ -211,10 +219,12 @@ def make_loader(
     drop_last: bool = False,
     num_workers: int = 0,
     sampler: Sampler | None = None,
-):
+) -> InProcessLoader | DataLoader:
     """Batches of (features, labels) with DataLoader's semantics for these arguments."""
     if num_workers == 0:
         return InProcessLoader(split, batch_size, drop_last, shuffle, sampler)
+    from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
+
     if sampler is None:
         sampler = RandomSampler(range(len(split))) if shuffle else SequentialSampler(split)
     return DataLoader(
