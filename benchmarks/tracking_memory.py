@@ -46,6 +46,7 @@ size = tracker.outbox.spool.points.stat().st_size
 start = time.perf_counter()
 tracker.end("FINISHED")
 drained = time.perf_counter() - start
+tracker.outbox.sender.wait()  # reaped: its peak resident set is in RUSAGE_CHILDREN
 sender = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 print(json.dumps(dict(run_id=tracker.run_id, logged_s=logged, peak_traced_mib=peak / 2**20,
     rss_before_mib=before, rss_after_mib=after, spool_mib=size / 2**20, drain_s=drained,

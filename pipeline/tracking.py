@@ -28,6 +28,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
@@ -216,22 +217,17 @@ class RunTracker(NullTracker):
             _retry_locked(self.client.set_terminated, self.run_id, status=status)
             return
         delivered = self.outbox.close()
+        kept = "" if delivered else f", its unsent metric points kept in {self.outbox.spool.points}"
         if reason := _unreachable(self.destination.tracking_uri):
-            self.outbox.spool.keep_status(status)
+            self.outbox.spool.keep_status(status)  # for replay to set
             _warn(
                 f"tracking server unreachable ({reason}): run {self.run_id} not marked {status}"
-                f"{'' if delivered else ', metric points kept in ' + str(self.outbox.spool.points)}"
-                "; send them later with `python -m pipeline.tracking replay`"
+                f"{kept}; send them later with `python -m pipeline.tracking replay`"
             )
             return
         _retry_locked(self.client.set_terminated, self.run_id, status=status)
-        if delivered:
-            self.outbox.spool.remove()
-        else:
-            _warn(
-                f"metric points of run {self.run_id} kept in {self.outbox.spool.points}; "
-                "send them with `python -m pipeline.tracking replay`"
-            )
+        if not delivered:
+            _warn(f"run {self.run_id}{kept}; send them with `python -m pipeline.tracking replay`")
 
 
 def _logits(model, features):
@@ -555,7 +551,7 @@ class Outbox:
             [sys.executable, "-m", "pipeline.tracking", "send", tracking_uri],
             # stdin: the spool's name, then its end of file says that training is over.
             stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,  # "ready"
+            stdout=subprocess.PIPE,  # "ready", then "sent" or "kept"
             env=_sender_environment(),
             # Out of the trainer's process group: Ctrl-C stops training, not the sender, which
             # then delivers the last points before the run is marked KILLED.
@@ -587,12 +583,16 @@ class Outbox:
         return True
 
     def close(self) -> bool:
-        """No more points: the sender drains the spool and exits. True if all were sent."""
+        """No more points: the sender drains the spool and says so. True if all were sent."""
         if self.spool is not None:
             self.spool.close()
         with contextlib.suppress(OSError):
             self.sender.stdin.close()
-        return self.sender.wait() == 0
+        # Its last word (none if it died); its exit, tearing down MLflow, is not waited for.
+        words = (line.strip() for line in self.sender.stdout)
+        delivered = next((word for word in words if word in (b"sent", b"kept")), b"") == b"sent"
+        threading.Thread(target=self.sender.wait, daemon=True).start()
+        return delivered
 
 
 def _sender_environment() -> dict[str, str]:
@@ -681,8 +681,10 @@ def send(tracking_uri: str) -> int:
         sender = Sender(spool, _trainer_finished)
         sender.client = client
         if not ours or not sender.run():
+            print("kept", flush=True)
             return KEPT_EXIT
-        spool.remove()
+        spool.remove()  # before "sent": the trainer may write the spool's status next
+    print("sent", flush=True)
     return 0
 
 
