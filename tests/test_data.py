@@ -3,9 +3,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from pipeline.data import TOY_TEST, TOY_TRAIN, generate, load_split, make_loader, save_split
+from pipeline.data import (
+    TOY_TEST,
+    TOY_TRAIN,
+    Split,
+    generate,
+    load_split,
+    make_loader,
+    save_split,
+)
 from pipeline.errors import InputError
 from pipeline.params import DataParams, build, split_sizes
 
@@ -86,3 +94,65 @@ def test_batch_loader_serves_what_the_notebook_loader_serves(shuffle, drop_last,
         for (gx, gy), (ex, ey) in zip(got, expected, strict=True):
             assert torch.equal(gx, ex)
             assert torch.equal(gy, ey)
+
+
+def batches_of(loader) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    return [(bx.clone(), by.clone()) for bx, by in loader]
+
+
+def assert_same_batches(got, expected):
+    assert len(got) == len(expected)
+    for (gx, gy), (ex, ey) in zip(got, expected, strict=True):
+        assert torch.equal(gx, ex)
+        assert torch.equal(gy, ey)
+
+
+def reference_loader(split, batch_size, **kwargs):
+    x, y = torch.from_numpy(split.features), torch.from_numpy(split.labels)
+    return DataLoader(NotebookToyDataset(x, y), batch_size=batch_size, **kwargs)
+
+
+@pytest.mark.parametrize(("shuffle", "drop_last"), [(True, True), (True, False), (False, False)])
+def test_epochs_in_a_row_draw_the_notebook_loaders_random_stream(shuffle, drop_last):
+    # Training does not reseed between epochs: each epoch must continue the global RNG exactly
+    # where DataLoader leaves it, and so must whatever draws random numbers after the loop.
+    split = _random_split(103, seed=1)
+    reference = reference_loader(split, 10, shuffle=shuffle, drop_last=drop_last)
+    ours = make_loader(split, 10, shuffle=shuffle, drop_last=drop_last)
+    assert len(ours) == len(reference)
+    torch.manual_seed(123)
+    expected = [batches_of(reference) for _ in range(3)] + [torch.rand(3)]
+    torch.manual_seed(123)
+    got = [batches_of(ours) for _ in range(3)] + [torch.rand(3)]
+    for epoch in range(3):
+        assert_same_batches(got[epoch], expected[epoch])
+    assert torch.equal(got[3], expected[3])
+
+
+@pytest.mark.parametrize("rank", [0, 1])
+def test_a_distributed_sampler_shards_and_reshuffles_per_epoch_as_dataloader_does(rank):
+    split = _random_split(50, seed=2)
+    sampler = DistributedSampler(range(50), num_replicas=2, rank=rank, shuffle=True, seed=9)
+    reference = reference_loader(split, 4, sampler=sampler, drop_last=False)
+    ours = make_loader(split, 4, drop_last=False, sampler=sampler)
+    assert len(ours) == len(reference) == 7  # 25 samples per rank
+    for epoch in range(2):
+        sampler.set_epoch(epoch)
+        assert_same_batches(batches_of(ours), batches_of(reference))
+
+
+def test_worker_processes_serve_the_same_batches():
+    split = _random_split(40, seed=3)
+    reference = reference_loader(split, 8, shuffle=True, drop_last=True)
+    ours = make_loader(split, 8, shuffle=True, drop_last=True, num_workers=1)
+    torch.manual_seed(5)
+    expected = batches_of(reference)
+    torch.manual_seed(5)
+    assert_same_batches(batches_of(ours), expected)
+
+
+def _random_split(n: int, seed: int):
+    generator = torch.Generator().manual_seed(seed)
+    features = torch.randn(n, 3, generator=generator)
+    labels = torch.randint(0, 3, (n,), generator=generator)
+    return Split(features.numpy(), labels.numpy())

@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import signal
+import time
 
 import mlflow
 import pytest
+from tracking_helpers import free_port, points
 
 from pipeline import tracking
+from pipeline.errors import InputError
+
+
+@pytest.fixture
+def store(sqlite_store, tmp_path, monkeypatch) -> str:
+    """A real SQLite store; the repository root (where .mlflow-spool/ lives) is tmp_path."""
+    monkeypatch.setenv("DVC_ROOT", str(tmp_path))
+    return sqlite_store
 
 
 def finished_run(uri, run_id):
@@ -30,16 +40,20 @@ def test_an_explicit_uri_keeps_the_servers_artifact_store(monkeypatch):
     assert tracking.destination() == tracking.Destination("http://127.0.0.1:5999", "team", None)
 
 
-def test_every_batch_loss_arrives_in_step_order(sqlite_store):
+def test_every_batch_loss_arrives_in_step_order(store, tmp_path):
     tracker = tracking.start_run({"train.lr": 0.5, "model.hidden": [30, 20]}, {"device": "cpu"})
-    losses = [1.0 / (step + 1) for step in range(2500)]
+    # Logged far faster than the store takes them: the sender falls behind and catches up.
+    losses = [1.0 / (step + 1) for step in range(6000)]
     with tracking.run_status(tracker):
         for step, loss in enumerate(losses):
             tracker.log_batch_loss(step, loss)
-    client = mlflow.MlflowClient(sqlite_store)
-    history = sorted(client.get_metric_history(tracker.run_id, "train_loss"), key=lambda m: m.step)
-    assert [m.step for m in history] == list(range(2500))
-    assert [m.value for m in history] == pytest.approx(losses)
+            if step % 2000 == 0:
+                tracker.log_metric("epoch_loss", loss, step=step // 2000)
+    client = mlflow.MlflowClient(store)
+    assert points(store, tracker.run_id) == list(enumerate(losses))  # exact floats
+    epochs = points(store, tracker.run_id, "epoch_loss")
+    assert epochs == [(0, 1.0), (1, 1 / 2001), (2, 1 / 4001)]
+    assert list((tmp_path / tracking.SPOOL_DIR).iterdir()) == []  # delivered: nothing kept
     run = client.get_run(tracker.run_id)
     assert run.info.status == "FINISHED"
     assert run.data.params == {"train.lr": "0.5", "model.hidden": "[30, 20]"}
@@ -47,38 +61,64 @@ def test_every_batch_loss_arrives_in_step_order(sqlite_store):
     assert client.get_experiment(run.info.experiment_id).name == "tests"
 
 
-def test_an_exception_ends_the_run_failed_with_losses_flushed(sqlite_store):
+def test_an_exception_ends_the_run_failed_with_losses_flushed(store):
     tracker = tracking.start_run({}, {})
     with pytest.raises(ZeroDivisionError), tracking.run_status(tracker):
-        tracker.log_batch_loss(0, 0.25)
+        for step in range(1500):
+            tracker.log_batch_loss(step, step / 4)
         1 / 0  # noqa: B018
-    run = finished_run(sqlite_store, tracker.run_id)
+    run = finished_run(store, tracker.run_id)
     assert run.info.status == "FAILED"
-    assert run.data.metrics["train_loss"] == 0.25
+    assert points(store, tracker.run_id) == [(step, step / 4) for step in range(1500)]
 
 
-def test_sigterm_ends_the_run_killed(sqlite_store):
+def test_flush_waits_until_the_points_are_in_the_store(store):
+    tracker = tracking.start_run({}, {})
+    with tracking.run_status(tracker):
+        for step in range(1200):
+            tracker.log_batch_loss(step, float(step))
+        assert tracker.flush(timeout=120)
+        assert len(points(store, tracker.run_id)) == 1200
+        assert finished_run(store, tracker.run_id).info.status == "RUNNING"
+
+
+def test_sigterm_ends_the_run_killed(store):
     tracker = tracking.start_run({}, {})
     with pytest.raises(tracking.Interrupted), tracking.run_status(tracker):
+        tracker.log_batch_loss(0, 0.5)
         signal.raise_signal(signal.SIGTERM)
-    assert finished_run(sqlite_store, tracker.run_id).info.status == "KILLED"
+    assert finished_run(store, tracker.run_id).info.status == "KILLED"
+    assert points(store, tracker.run_id) == [(0, 0.5)]
 
 
-def test_resume_logs_into_the_same_run(sqlite_store):
+def test_an_unreachable_server_is_a_one_line_input_error_at_once(store, monkeypatch):
+    uri = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    start = time.monotonic()
+    with pytest.raises(InputError) as raised:
+        tracking.start_run({}, {})
+    assert time.monotonic() - start < 10  # MLflow's own client would retry for minutes
+    assert str(raised.value).startswith(f"MLFLOW_TRACKING_URI={uri}: tracking server unreachable")
+    assert "\n" not in str(raised.value)
+    with pytest.raises(InputError, match="unreachable"):
+        tracking.resume_run("0123456789abcdef")
+
+
+def test_resume_logs_into_the_same_run(store):
     tracker = tracking.start_run({}, {})
     with tracking.run_status(tracker):
         pass
     again = tracking.resume_run(tracker.run_id)
     with tracking.run_status(again):
         again.log_metric("test_accuracy", 0.75)
-    run = finished_run(sqlite_store, tracker.run_id)
+    run = finished_run(store, tracker.run_id)
     assert run.data.metrics["test_accuracy"] == 0.75
     assert run.info.status == "FINISHED"
-    experiment = mlflow.MlflowClient(sqlite_store).get_experiment(run.info.experiment_id)
-    assert len(mlflow.MlflowClient(sqlite_store).search_runs([experiment.experiment_id])) == 1
+    experiment = mlflow.MlflowClient(store).get_experiment(run.info.experiment_id)
+    assert len(mlflow.MlflowClient(store).search_runs([experiment.experiment_id])) == 1
 
 
-def test_tracking_off_touches_no_store(tmp_path, sqlite_store, monkeypatch):
+def test_tracking_off_touches_no_store(tmp_path, store, monkeypatch):
     monkeypatch.setenv("PIPELINE_TRACKING", "0")
     tracker = tracking.start_run({"a": 1}, {})
     assert tracker.run_id is None
