@@ -4,15 +4,17 @@ The only module that imports mlflow. Stages get a tracker object (a real one, or
 tracking is off or the process is not rank 0) and never branch on tracking themselves.
 
 Per-batch metrics never wait for the store. MLflow writes each point through SQLAlchemy's ORM
-(about 160 us of Python per point in log_batch, about 10 ms per log_metric transaction); done
-inside the training process that competes with training for the GIL. So a training's tracker
-appends each point to a spool file under `<repo root>/.mlflow-spool/` (one os.write, a few
-microseconds, already on disk if the process dies) and a sender process of its own
+(about 75 us of Python per point plus about 7 ms per log_batch call; about 10 ms per log_metric
+transaction); done inside the training process, that competes with training for the GIL and the
+core. So a training's tracker appends each point to a spool file under
+`<repo root>/.mlflow-spool/` (written every 16 points and at every other metric, such as an
+epoch's loss; from then on it outlives the trainer) and a sender process of its own
 (`python -m pipeline.tracking send`: its own interpreter, GIL and core) streams the file into
 the run with log_batch while training runs. On the way out (success, exception or signal) the
-tracker waits for the sender to drain the spool, then ends the run FINISHED/FAILED/KILLED. If the
-store cannot be reached, the points stay in the spool until `python -m pipeline.tracking replay`
-sends them; if the trainer dies outright, its sender still sends what was written.
+sender drains the spool while the tracker ends the run FINISHED/FAILED/KILLED, and end()
+returns once both are done. If the store cannot be reached, the points stay in the spool until
+`python -m pipeline.tracking replay` sends them; if the trainer dies outright, its sender still
+sends what was written (a SIGKILL mid-epoch loses at most the last 15 batch losses).
 """
 
 from __future__ import annotations
@@ -42,8 +44,12 @@ DEFAULT_EXPERIMENT = "mlp-pipeline"
 BATCH_LIMIT = 1000
 # Metric points a training could not send yet, per run, under the repository root.
 SPOOL_DIR = ".mlflow-spool"
-# The sender sends what has arrived this often (and at once when training ends).
-SEND_INTERVAL_S = 0.1
+# The trainer writes points to the spool in bunches of this many (a system call per point slows
+# training by more than the point costs); other metrics and the run's end write at once.
+APPEND_BUNCH = 16
+# The sender sends what has arrived this often (and at once when training ends): short, so that
+# little is left to send when training ends, at the cost of more, smaller log_batch calls.
+SEND_INTERVAL_S = 0.03
 # A write that finds the SQLite store locked by another process (DVC queue workers) is retried
 # with a growing, jittered pause; writers hold the lock for milliseconds, so this is generous.
 LOCK_RETRY_S = (0.05, 1.0)
@@ -174,12 +180,17 @@ class RunTracker(NullTracker):
 
     def log_metric(self, key: str, value: float, step: int = 0) -> None:
         if self.outbox is not None:
-            self.outbox.put(key, step, value)
+            # Written at once, with the batch losses before it: an epoch's end is a pause in
+            # training (validation, checkpoints) that should find nothing in the trainer.
+            self.outbox.put(key, step, value, at_once=True)
         else:
             _retry_locked(self.client.log_metric, self.run_id, key, value, step=step)
 
     def log_batch_loss(self, step: int, value: float) -> None:
-        self.log_metric("train_loss", value, step)
+        if self.outbox is not None:
+            self.outbox.put("train_loss", step, value)
+        else:
+            self.log_metric("train_loss", value, step)
 
     def flush(self, timeout: float = 60.0) -> bool:
         """Wait until every point logged so far is in the store; False if that did not happen."""
@@ -218,22 +229,27 @@ class RunTracker(NullTracker):
             )
 
     def end(self, status: str) -> None:
-        """Deliver every point (the sender drains the spool), then set the run's final status."""
+        """Set the run's final status and deliver every point (the sender drains the spool)."""
         if self.outbox is None:
             _retry_locked(self.client.set_terminated, self.run_id, status=status)
             return
-        delivered = self.outbox.close()
-        kept = "" if delivered else f", its unsent metric points kept in {self.outbox.spool.points}"
-        if reason := _unreachable(self.destination.tracking_uri):
+        # The sender sends the last points while this process sets the status: MLflow takes
+        # points into a finished run, and end() returns only once both are done.
+        self.outbox.finish()
+        reason = _unreachable(self.destination.tracking_uri)
+        if reason is None:
+            _retry_locked(self.client.set_terminated, self.run_id, status=status)
+        delivered = self.outbox.delivered()
+        kept = f"its unsent metric points are kept in {self.outbox.spool.points}"
+        if reason is not None:
             self.outbox.spool.keep_status(status)  # for replay to set
             _warn(
-                f"tracking server unreachable ({reason}): run {self.run_id} not marked {status}"
-                f"{kept}; send them later with `python -m pipeline.tracking replay`"
+                f"tracking server unreachable ({reason}): run {self.run_id} is not marked {status}"
+                f"{'' if delivered else ' and ' + kept}; once the server is back, "
+                "`python -m pipeline.tracking replay` does it"
             )
-            return
-        _retry_locked(self.client.set_terminated, self.run_id, status=status)
-        if not delivered:
-            _warn(f"run {self.run_id}{kept}; send them with `python -m pipeline.tracking replay`")
+        elif not delivered:
+            _warn(f"run {self.run_id}: {kept}; `python -m pipeline.tracking replay` sends them")
 
 
 def _logged_model(client, run_id: str):
@@ -629,14 +645,26 @@ class Spool:
         """Start appending (the trainer's side)."""
         self._fd = os.open(self.points, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         self.written = os.fstat(self._fd).st_size
+        self._bunch: list[tuple[str, int, int, float]] = []
 
     def append(self, key: str, step: int, value: float) -> None:
-        # One unbuffered write: a few microseconds, and on disk even if the trainer is killed.
-        line = f"{key}\t{int(step)}\t{time.time_ns() // 1_000_000}\t{float(value)!r}\n"
-        self.written += os.write(self._fd, line.encode())
+        self._bunch.append((key, step, time.time_ns(), value))
+        if len(self._bunch) >= APPEND_BUNCH:
+            self.flush()
+
+    def flush(self) -> None:
+        """Hand the bunch to the system: from then on it outlives the trainer, even a SIGKILL."""
+        if self._bunch:
+            lines = [
+                f"{key}\t{int(step)}\t{ns // 1_000_000}\t{float(value)!r}\n"
+                for key, step, ns, value in self._bunch
+            ]
+            self.written += os.write(self._fd, "".join(lines).encode())
+            self._bunch.clear()
 
     def close(self) -> None:
         if getattr(self, "_fd", None) is not None:
+            self.flush()
             os.close(self._fd)
             self._fd = None
 
@@ -653,7 +681,11 @@ class Spool:
             return 0
 
     def mark_sent(self, offset: int) -> None:
-        _write_atomic(self.sent, str(offset))
+        # Rewritten in place, at a fixed width (a write this small lands whole): renaming a new
+        # file tens of times a second would keep the file system's journal busy during training.
+        if getattr(self, "_sent_fd", None) is None:
+            self._sent_fd = os.open(self.sent, os.O_WRONLY | os.O_CREAT, 0o644)
+        os.pwrite(self._sent_fd, f"{offset:020d}\n".encode(), 0)
 
     def read(self, offset: int, limit: int) -> tuple[list[tuple[str, int, int, float]], int]:
         """Up to `limit` whole points from `offset`, and the offset after them."""
@@ -684,6 +716,9 @@ class Spool:
             yield True
 
     def remove(self) -> None:
+        if getattr(self, "_sent_fd", None) is not None:
+            os.close(self._sent_fd)
+            self._sent_fd = None
         for path in (self.points, self.sent, self.meta):
             path.unlink(missing_ok=True)
 
@@ -727,10 +762,13 @@ class Outbox:
                 "before training started; see its error above"
             )
 
-    def put(self, key: str, step: int, value: float) -> None:
+    def put(self, key: str, step: int, value: float, at_once: bool = False) -> None:
         self.spool.append(key, step, value)
+        if at_once:
+            self.spool.flush()
 
     def wait_sent(self, timeout: float) -> bool:
+        self.spool.flush()
         deadline = time.monotonic() + timeout
         while self.spool.sent_offset() < self.spool.written:
             if self.sender.poll() is not None or time.monotonic() > deadline:
@@ -739,11 +777,19 @@ class Outbox:
         return True
 
     def close(self) -> bool:
-        """No more points: the sender drains the spool and says so. True if all were sent."""
+        """No more points: the sender drains the spool. True if all were sent."""
+        self.finish()
+        return self.delivered()
+
+    def finish(self) -> None:
+        """No more points: the sender starts sending the last ones."""
         if self.spool is not None:
             self.spool.close()
         with contextlib.suppress(OSError):
             self.sender.stdin.close()
+
+    def delivered(self) -> bool:
+        """Wait for the sender's last word: True if every point is in the store."""
         # Its last word (none if it died); its exit, tearing down MLflow, is not waited for.
         words = (line.strip() for line in self.sender.stdout)
         delivered = next((word for word in words if word in (b"sent", b"kept")), b"") == b"sent"

@@ -31,24 +31,25 @@ def spooled_files(tmp_path) -> list[str]:
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_a_signal_ends_the_run_killed_with_every_point_delivered(store, tmp_path, signum):
-    trainer = start_trainer(tmp_path, store, count=5000, then="wait")
-    run_id = trainer.stdout.readline().strip()  # all 5000 logged, now "training" on
+    trainer = start_trainer(tmp_path, store, count=5003, then="wait")
+    run_id = trainer.stdout.readline().strip()  # all 5003 logged, now "training" on
     trainer.send_signal(signum)
     _, errors = trainer.communicate(timeout=120)
     assert trainer.returncode != 0, errors  # the interrupt went on up: not a success
     assert "Interrupt" in errors
     assert status(store, run_id) == "KILLED"
-    assert points(store, run_id) == expected_losses(5000)
+    assert points(store, run_id) == expected_losses(5003)
+    assert points(store, run_id, "epoch_loss") == [(0, 0.5)]
     assert spooled_files(tmp_path) == []
 
 
 def test_a_killed_trainers_sender_still_delivers_what_was_logged(store, tmp_path):
-    trainer = start_trainer(tmp_path, store, count=4000, then="wait")
-    run_id = trainer.stdout.readline().strip()
+    trainer = start_trainer(tmp_path, store, count=4003, then="wait")
+    run_id = trainer.stdout.readline().strip()  # paused after an epoch's end, as in validation
     trainer.kill()  # SIGKILL: no handler runs, nothing is flushed by the trainer
     trainer.wait()
-    wait_for(lambda: len(points(store, run_id)) == 4000, 120, "the sender to drain the spool")
-    assert points(store, run_id) == expected_losses(4000)
+    wait_for(lambda: len(points(store, run_id)) == 4003, 120, "the sender to drain the spool")
+    assert points(store, run_id) == expected_losses(4003)
     wait_for(lambda: spooled_files(tmp_path) == [], 30, "the sender to remove the spool")
     # Marking a run whose process died KILLED is the stale-run cleanup's job.
     assert status(store, run_id) == "RUNNING"

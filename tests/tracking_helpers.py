@@ -47,8 +47,9 @@ def trainer_env(root: Path, uri: str, **extra: str) -> dict[str, str]:
     return env
 
 
-# A trainer without torch: opens a run, logs `count` losses, prints the run id, then does
-# what argv[2] says (finish | wait) inside run_status.
+# A trainer without torch: opens a run, logs `count` losses and an epoch's loss (as training
+# does at an epoch's end), prints the run id, then does what argv[2] says (finish | wait)
+# inside run_status.
 FAKE_TRAINER = """
 import sys, time
 from pipeline import tracking
@@ -57,6 +58,7 @@ tracker = tracking.start_run({"count": count}, {})
 with tracking.run_status(tracker):
     for step in range(count):
         tracker.log_batch_loss(step, 1.0 / (step + 1))
+    tracker.log_metric("epoch_loss", 0.5, step=0)
     print(tracker.run_id, flush=True)
     if then == "wait":
         time.sleep(120)
