@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -43,6 +44,7 @@ def run(
         "world_size": str(runtime.world_size),
     }
     tracker = tracking.start_run(params.flat(), tags) if runtime.is_main else tracking.NullTracker()
+    leave_a_core_to_the_sender(runtime.device, tracker)
     history = LossHistory(cfg.log_every, tracker)
     progress = Progress(cfg.epochs, len(loader))
     with tracking.run_status(tracker):
@@ -67,6 +69,17 @@ def run(
         _write_outputs(model, arch, history, summary, checkpoint_path, metrics_path, plots_dir)
         tracker.log_artifact(plots_dir / "loss.png", "plots")
     return summary
+
+
+def leave_a_core_to_the_sender(device: torch.device, tracker) -> None:
+    """Training on CPU leaves one core to the run's metric sender (a process of its own).
+
+    torch takes every core by default; on a 2-core machine the sender then competes with
+    torch's threads, and tracked training took 1.7x as long (benchmarks/README.md). An explicit
+    OMP_NUM_THREADS is the user's choice and stays.
+    """
+    if device.type == "cpu" and tracker.run_id and "OMP_NUM_THREADS" not in os.environ:
+        torch.set_num_threads(max(1, torch.get_num_threads() - 1))
 
 
 class LossHistory:
