@@ -32,7 +32,7 @@ from pipeline.data import generate, make_loader
 from pipeline.engine import fit, make_optimizer
 from pipeline.model import Architecture, build_model
 from pipeline.params import build
-from pipeline.train import LossHistory
+from pipeline.train import LossHistory, leave_a_core_to_the_sender
 
 # 25,000 samples, a fifth held out for test, no validation split: 20,000 training samples.
 DATA = {"n_samples": 25_000, "n_features": 50, "n_classes": 3, "test_size": 0.2, "val_size": 0.0}
@@ -43,7 +43,10 @@ PARAMS = build(
 # On the shared 2-core machine torch's default of one intra-op thread per core makes this small
 # MLP's training itself 10-30x slower and erratic whenever other processes run (OpenMP threads
 # wait for each other); one thread measures the data path or the tracking, not that contention.
-THREADS_HELP = "torch intra-op threads (default 1; 0 keeps torch's default)"
+THREADS_HELP = (
+    "torch intra-op threads (default 1; 0 keeps torch's default, one per core); tracked runs "
+    "then leave a core to the sender, as the train stage does"
+)
 
 
 def train(split, tracker, on_batch=None, epochs=None) -> tuple[float, list[float]]:
@@ -81,7 +84,10 @@ def tracked(split, opening: list[float]) -> float:
     start = time.perf_counter()
     tracker = tracking.start_run(PARAMS.flat(), {"benchmark": "tracking"})
     opening.append(time.perf_counter() - start)
+    threads = torch.get_num_threads()
+    leave_a_core_to_the_sender(torch.device("cpu"), tracker)  # as the train stage does
     seconds, losses = train(split, tracker)
+    torch.set_num_threads(threads)
     client = mlflow.MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
     points = sorted(client.get_metric_history(tracker.run_id, "train_loss"), key=lambda m: m.step)
     assert [p.step for p in points] == list(range(len(losses))), "steps missing or out of order"

@@ -633,6 +633,10 @@ class Spool:
         info = json.loads(meta.read_text())
         self.run_id, self.tracking_uri = info["run_id"], info["tracking_uri"]
         self.status: str | None = info.get("status")
+        self.written = 0  # bytes the trainer has handed to the system
+        self._fd: int | None = None  # the trainer's, to append
+        self._bunch: list[tuple[str, int, int, float]] = []
+        self._sent_fd: int | None = None  # the sender's, to record progress
 
     @classmethod
     def create(cls, directory: Path, run_id: str, tracking_uri: str) -> Spool:
@@ -645,7 +649,6 @@ class Spool:
         """Start appending (the trainer's side)."""
         self._fd = os.open(self.points, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         self.written = os.fstat(self._fd).st_size
-        self._bunch: list[tuple[str, int, int, float]] = []
 
     def append(self, key: str, step: int, value: float) -> None:
         self._bunch.append((key, step, time.time_ns(), value))
@@ -663,7 +666,7 @@ class Spool:
             self._bunch.clear()
 
     def close(self) -> None:
-        if getattr(self, "_fd", None) is not None:
+        if self._fd is not None:
             self.flush()
             os.close(self._fd)
             self._fd = None
@@ -683,7 +686,7 @@ class Spool:
     def mark_sent(self, offset: int) -> None:
         # Rewritten in place, at a fixed width (a write this small lands whole): renaming a new
         # file tens of times a second would keep the file system's journal busy during training.
-        if getattr(self, "_sent_fd", None) is None:
+        if self._sent_fd is None:
             self._sent_fd = os.open(self.sent, os.O_WRONLY | os.O_CREAT, 0o644)
         os.pwrite(self._sent_fd, f"{offset:020d}\n".encode(), 0)
 
@@ -716,7 +719,7 @@ class Spool:
             yield True
 
     def remove(self) -> None:
-        if getattr(self, "_sent_fd", None) is not None:
+        if self._sent_fd is not None:
             os.close(self._sent_fd)
             self._sent_fd = None
         for path in (self.points, self.sent, self.meta):
@@ -730,7 +733,8 @@ def _write_atomic(path: Path, text: str) -> None:
 
 
 class Outbox:
-    """The trainer's side: a point costs one os.write; the sender process ships it.
+    """The trainer's side: a point costs a list append (the spool writes them in bunches); the
+    sender process ships them.
 
     The sender starts before the run is opened, so that its own start-up (importing MLflow and
     opening the store: seconds) overlaps the trainer's, and training starts with it ready.
@@ -749,8 +753,9 @@ class Outbox:
             start_new_session=True,
         )
 
-    def attach(self, spool: Spool, ready_timeout: float = 120.0) -> None:
-        """Hand the run's spool to the sender, and give it a while to be ready to send."""
+    def attach(self, spool: Spool, ready_timeout: float = 30.0) -> None:
+        """Hand the run's spool to the sender, and give it a while to be ready to send (only
+        for speed: points logged before it is ready wait in the spool)."""
         self.spool = spool
         spool.open()
         self.sender.stdin.write(f"{spool.meta}\n".encode())

@@ -50,6 +50,7 @@ def _train(runtime, params, data_dir, checkpoint_path, metrics_path, plots_dir) 
     )
     tags = {"data.sha256": sha256_of(split_paths), **runtime.tags()}
     tracker = _open_run(runtime, params, tags)
+    leave_a_core_to_the_sender(runtime.device, tracker)
     history = LossHistory(cfg.log_every, tracker)
     with tracking.run_status(tracker):
         # Rank 0 alone prints, validates and records; the other ranks only train.
@@ -126,6 +127,17 @@ def _check_same_width(train_split: Split, val_split: Split, paths: list[Path]) -
     width, val_width = train_split.features.shape[1], val_split.features.shape[1]
     if len(val_split) and val_width != width:
         raise InputError(f"{paths[1]}: {val_width} features; expected {width} as in {paths[0]}")
+
+
+def leave_a_core_to_the_sender(device: torch.device, tracker) -> None:
+    """Training on CPU leaves one core to the run's metric sender (a process of its own).
+
+    torch takes every core by default; on a 2-core machine the sender then competes with
+    torch's threads, and tracked training took 1.7x as long (benchmarks/README.md). An explicit
+    OMP_NUM_THREADS is the user's choice and stays.
+    """
+    if device.type == "cpu" and tracker.run_id and "OMP_NUM_THREADS" not in os.environ:
+        torch.set_num_threads(max(1, torch.get_num_threads() - 1))
 
 
 class LossHistory:
