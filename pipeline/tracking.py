@@ -485,8 +485,12 @@ def recorded_run_id(train_metrics: Path | str) -> str | None:
 
 
 @_explains_refusal
-def resume_run(run_id: str | None):
-    """Reopen the training's run so evaluate and export log into it."""
+def resume_run(run_id: str | None, stream: bool = False):
+    """Reopen the training's run so evaluate and export log into it.
+
+    `stream`: per-batch metrics go through a spool and sender as in start_run (DDP's rank 0
+    training in the run its launcher opened).
+    """
     if not tracking_enabled() or not run_id:
         return NullTracker()
     dest = destination()
@@ -495,6 +499,9 @@ def resume_run(run_id: str | None):
     # This process holds the run now: a training starting meanwhile must not find it stale.
     tracker.set_tags(process_tags())
     _retry_locked(client.update_run, run_id, status="RUNNING")
+    if stream:
+        tracker.outbox = Outbox(dest.tracking_uri)
+        tracker.outbox.attach(Spool.create(repo_root() / SPOOL_DIR, run_id, dest.tracking_uri))
     return tracker
 
 
