@@ -11,22 +11,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from helpers import ROOT, clean_env, write_params
+from helpers import ROOT, SMALL_PARAMS, clean_env, write_params
 
 from pipeline import generate
 from pipeline.params import load_params
 
 # 360 training rows: 22 batches of 16 for one process, 22 batches of 8 per rank for two.
 DDP_PARAMS = {
-    "seed": 7,
-    "data": {
-        "kind": "classification",
-        "n_samples": 600,
-        "n_features": 8,
-        "n_classes": 3,
-        "test_size": 0.25,
-        "val_size": 0.2,
-    },
+    **SMALL_PARAMS,
     "train": {
         "epochs": 2,
         "batch_size": 8,

@@ -36,6 +36,23 @@ NOTEBOOK_PARAMS = {
         "strategy": "single",
     },
 }
+# Every file `dvc repro` produces (all DVC-cached: data, models, metrics and plots).
+PIPELINE_OUTPUTS = (
+    "data/params.ok",
+    "data/train.npz",
+    "data/val.npz",
+    "data/test.npz",
+    "models/checkpoint.pth",
+    "models/checkpoint.json",
+    "models/model.pth",
+    "models/model.json",
+    "metrics/train.json",
+    "metrics/eval.json",
+    "plots/loss.csv",
+    "plots/loss.png",
+    "plots/confusion.csv",
+    "plots/confusion.png",
+)
 # A quick classification run for end-to-end tests: seconds, not minutes.
 SMALL_PARAMS = {
     "seed": 7,

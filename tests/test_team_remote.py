@@ -10,27 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from helpers import SMALL_PARAMS, clean_env, commit_all, run, write_params
+from helpers import PIPELINE_OUTPUTS, SMALL_PARAMS, clean_env, commit_all, run, write_params
 
 pytestmark = pytest.mark.e2e
-
-# Every file the pipeline produces: cached ones come from the remote, the others from git.
-OUTPUTS = [
-    "data/params.ok",
-    "data/train.npz",
-    "data/val.npz",
-    "data/test.npz",
-    "models/checkpoint.pth",
-    "models/checkpoint.json",
-    "models/model.pth",
-    "models/model.json",
-    "metrics/train.json",
-    "metrics/eval.json",
-    "plots/loss.csv",
-    "plots/loss.png",
-    "plots/confusion.csv",
-    "plots/confusion.png",
-]
 
 
 def test_fresh_clone_pulls_data_and_models_and_runs_no_stage(project, tmp_path: Path):
@@ -51,7 +33,7 @@ def test_fresh_clone_pulls_data_and_models_and_runs_no_stage(project, tmp_path: 
     assert "deleted:" in missing and "models/model.pth" in missing
 
     run(["dvc", "pull"], clone, env=env)
-    for name in OUTPUTS:
+    for name in PIPELINE_OUTPUTS:
         assert (clone / name).read_bytes() == (project / name).read_bytes(), name
     assert "Data and pipelines are up to date." in run(["dvc", "status"], clone, env=env).stdout
     again = run(["dvc", "repro"], clone, env=env).stdout
