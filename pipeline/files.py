@@ -77,13 +77,22 @@ def all_or_nothing() -> Iterator[None]:
 
 @contextlib.contextmanager
 def _interruptions_held() -> Iterator[None]:
-    """Delay SIGINT/SIGTERM until the block ends; they are then delivered as usual."""
-    held = {signal.SIGINT, signal.SIGTERM}
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    """Delay SIGINT/SIGTERM until the block ends; they are then delivered as usual.
+
+    Python-level handlers, not a thread's signal mask: a process-directed signal goes to any
+    thread that does not block it (torch's worker threads, say), and Python then raises it in
+    the main thread all the same.
+    """
+    caught: list[int] = []
+    held = (signal.SIGINT, signal.SIGTERM)
+    previous = {signum: signal.signal(signum, lambda s, _: caught.append(s)) for signum in held}
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        for signum in caught:
+            signal.raise_signal(signum)  # now, to the handlers that were there before
 
 
 def write_text(path: Path | str, text: str) -> None:
