@@ -111,8 +111,8 @@ def project_files() -> list[str]:
         text=True,
         check=True,
     ).stdout.split()
-    # Outputs of a local `make run` are never part of a fresh project copy.
-    # DVC's outputs are git-ignored; a stale dvc.lock or stray metrics never travel either.
+    # A fresh project copy: DVC's outputs are git-ignored already, and a local dvc.lock or
+    # stray metrics from an older layout never travel either.
     generated = ("metrics/", "plots/loss.csv", "plots/confusion.csv", "dvc.lock")
     return [f for f in listed if (ROOT / f).is_file() and not f.startswith(generated)]
 
