@@ -30,7 +30,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DistributedSampler
 
-from pipeline.errors import InputError
+from pipeline.errors import InputError, Interrupted
 
 # The launcher tells its workers where to report an exception (see `_reporting_failures`).
 FAILURE_DIR_VARIABLE = "PIPELINE_FAILURE_DIR"
@@ -301,8 +301,6 @@ def launch_workers(nproc: int, args: list[str], env: dict[str, str]) -> None:
         except ChildFailedError as exc:
             raise _first_failure(exc, reports) from None
         except SignalException as exc:
-            from pipeline.tracking import Interrupted
-
             if exc.sigval == signal.SIGINT:
                 raise KeyboardInterrupt("SIGINT") from None
             raise Interrupted(f"signal {exc.sigval.name}") from None

@@ -13,6 +13,10 @@ class InputError(Exception):
     """Bad params, files or arguments: the message names the key or file, value and expectation."""
 
 
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM turned into an exception so that runs end KILLED and files stay whole."""
+
+
 def exits_cleanly(main: Callable[..., int | None]) -> Callable[..., int]:
     """Run a stage's main(); bad input prints one line and exits 2 instead of a traceback."""
 

@@ -1,4 +1,4 @@
-"""tracking.py against a real MLflow SQLite store, read back with MlflowClient."""
+"""pipeline.tracking against a real MLflow SQLite store, read back with MlflowClient."""
 
 from __future__ import annotations
 

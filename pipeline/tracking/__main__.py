@@ -1,0 +1,5 @@
+import sys
+
+from pipeline.tracking.cli import main
+
+sys.exit(main())

@@ -1,0 +1,47 @@
+"""`python -m pipeline.tracking`: replay kept spools; `send` is a training's sender process."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from pipeline.tracking.destination import repo_root
+from pipeline.tracking.replay import replay
+from pipeline.tracking.sender import send
+from pipeline.tracking.spool import SPOOL_DIR
+
+
+def main(argv: list[str] | None = None) -> int:
+    from pipeline.errors import exits_cleanly
+
+    return exits_cleanly(_main)(argv)
+
+
+def _main(argv: list[str] | None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline.tracking",
+        description="Send metric points that trainings kept in .mlflow-spool/ into their runs.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    replay_command = commands.add_parser("replay", help="send every spool, then delete it")
+    replay_command.add_argument(
+        "--spool-dir", type=Path, default=None, help="default: <repo root>/.mlflow-spool"
+    )
+    replay_command.add_argument(
+        "--tracking-uri", default=None, help="send to this store instead of the recorded one"
+    )
+    send_command = commands.add_parser("send", help="(internal) a training's sender process")
+    send_command.add_argument("tracking_uri")
+    args = parser.parse_args(argv)
+    if args.command == "send":
+        code = send(args.tracking_uri)
+        # The trainer waits for this exit: skip the interpreter's teardown of MLflow's modules.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    spool_dir = args.spool_dir or repo_root() / SPOOL_DIR
+    lines = replay(spool_dir, args.tracking_uri) if spool_dir.is_dir() else []
+    print("\n".join(lines) if lines else f"nothing to replay in {spool_dir}")
+    return 0

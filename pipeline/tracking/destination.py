@@ -1,0 +1,64 @@
+"""Where to track: the store, the experiment and the repository a run belongs to."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_EXPERIMENT = "mlp-pipeline"
+
+
+def tracking_enabled() -> bool:
+    return os.environ.get("PIPELINE_TRACKING", "1") != "0"
+
+
+def repo_root() -> Path:
+    """The original repository: DVC_ROOT under DVC (queued runs work in a temporary copy)."""
+    if os.environ.get("DVC_ROOT"):
+        return Path(os.environ["DVC_ROOT"]).resolve()
+    top = _git("rev-parse", "--show-toplevel", cwd=Path.cwd())
+    return Path(top).resolve() if top else Path.cwd().resolve()
+
+
+@dataclass(frozen=True)
+class Destination:
+    tracking_uri: str
+    experiment_name: str
+    # Only set for the embedded store: an absolute path, or artifacts would land in the copy
+    # that DVC runs queued experiments in.
+    artifact_location: str | None
+
+
+def destination(root: Path | None = None) -> Destination:
+    """Decide "embedded default or not" before mlflow.set_tracking_uri() sets the variable."""
+    root = root or repo_root()
+    name = os.environ.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if uri:
+        return Destination(uri, name, None)
+    return Destination(f"sqlite:///{root / 'mlflow.db'}", name, (root / "mlartifacts").as_uri())
+
+
+def git_tags(root: Path) -> dict[str, str]:
+    commit = _git("rev-parse", "HEAD", cwd=root)
+    if not commit:
+        return {}
+    dirty = bool(_git("status", "--porcelain", "--untracked-files=no", cwd=root))
+    return {"mlflow.source.git.commit": commit, "git.dirty": str(dirty).lower()}
+
+
+def dvc_tags() -> dict[str, str]:
+    names = {"DVC_EXP_NAME": "dvc.exp_name", "DVC_EXP_BASELINE_REV": "dvc.baseline_rev"}
+    return {tag: os.environ[var] for var, tag in names.items() if os.environ.get(var)}
+
+
+def _git(*args: str, cwd: Path) -> str:
+    try:
+        done = subprocess.run(
+            ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10, check=True
+        )
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return done.stdout.strip()
