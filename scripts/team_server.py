@@ -5,7 +5,8 @@ cluster of its own under --dir (created on first use, started and stopped with t
 one machine with Debian's `postgresql` package is all a team needs. PostgreSQL and MLflow listen
 on 127.0.0.1 only: teammates reach the server through an SSH tunnel or a TLS reverse proxy
 (README, "Team setup"), never as plain HTTP on the network. Ctrl-C or SIGTERM stops MLflow,
-then the PostgreSQL this script started.
+then the PostgreSQL this script started; both run under lifelines (pipeline/lifeline.py), so
+they and their workers end with this script even when it is killed outright (SIGKILL).
 """
 
 from __future__ import annotations
@@ -26,6 +27,10 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+# Run as a script from a checkout: the pipeline package of this checkout, installed or not.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from pipeline.lifeline import popen_tied
 
 LOOPBACK = "127.0.0.1"
 DB_USER = "mlflow"
@@ -121,14 +126,7 @@ def _init_cluster(bin_dir: Path, data: Path, password: str) -> None:
 
 
 def _ensure_database(server: Postgres, name: str) -> None:
-    try:
-        import psycopg2
-    except ImportError:
-        raise SetupError("psycopg2 is missing: pip install -e '.[team]'") from None
-
-    conn = psycopg2.connect(
-        host=LOOPBACK, port=server.port, user=DB_USER, password=server.password, dbname="postgres"
-    )
+    conn = _connect(server, "postgres")
     conn.autocommit = True  # CREATE DATABASE cannot run inside a transaction
     with contextlib.closing(conn), conn.cursor() as cursor:
         cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
@@ -136,9 +134,48 @@ def _ensure_database(server: Postgres, name: str) -> None:
             cursor.execute(f'CREATE DATABASE "{name}"')
 
 
+def _connect(server: Postgres, database: str):
+    try:
+        import psycopg2
+    except ImportError:
+        raise SetupError("psycopg2 is missing: pip install -e '.[team]'") from None
+    return psycopg2.connect(
+        host=LOOPBACK, port=server.port, user=DB_USER, password=server.password, dbname=database
+    )
+
+
+def _wait_until_accepting(server: Postgres, postgres: subprocess.Popen, log: Path) -> None:
+    import psycopg2
+
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if postgres.poll() is not None:
+            raise SetupError(f"PostgreSQL exited with code {postgres.returncode} (log: {log})")
+        try:
+            _connect(server, "postgres").close()
+            return
+        except psycopg2.OperationalError:
+            time.sleep(0.2)
+    raise SetupError(f"PostgreSQL did not accept connections within {READY_TIMEOUT_S} s ({log})")
+
+
+def _stop_postgres(postgres: subprocess.Popen) -> None:
+    # SIGINT is PostgreSQL's fast shutdown: clients are disconnected, data is checkpointed.
+    postgres.send_signal(signal.SIGINT)
+    try:
+        postgres.wait(timeout=STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        postgres.kill()
+        postgres.wait()
+
+
 @contextlib.contextmanager
 def local_postgres(state_dir: Path, port: int = 0) -> Iterator[Postgres]:
-    """Start the cluster under state_dir/postgres (created on first use); stop it on exit."""
+    """Start the cluster under state_dir/postgres (created on first use); stop it on exit.
+
+    PostgreSQL runs in the foreground under a lifeline, not daemonized by pg_ctl: it ends with
+    this process, however this process ends.
+    """
     bin_dir = postgres_bin_dir()
     if bin_dir is None:
         raise SetupError(
@@ -151,16 +188,24 @@ def local_postgres(state_dir: Path, port: int = 0) -> Iterator[Postgres]:
         _init_cluster(bin_dir, data, password)
     server = Postgres(port or free_port(), password)
     # TCP on the loopback address only, no Unix socket (its default directory may not exist).
-    options = f"-p {server.port} -c listen_addresses={LOOPBACK} -c unix_socket_directories=''"
-    pg_ctl = [str(bin_dir / "pg_ctl"), "-D", str(data)]
-    start = [*pg_ctl, "start", "-w", "-t", "60", "-l", str(data / "server.log"), "-o", options]
-    _run(as_postgres_user(start), f"PostgreSQL start (log: {data / 'server.log'})")
+    cmd = [str(bin_dir / "postgres"), "-D", str(data), "-p", str(server.port)]
+    cmd += ["-c", f"listen_addresses={LOOPBACK}", "-c", "unix_socket_directories="]
+    log = data / "server.log"
+    with log.open("a") as out:
+        postgres = popen_tied(
+            cmd,
+            user="postgres" if os.geteuid() == 0 else None,
+            stop_signal=signal.SIGINT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     try:
+        _wait_until_accepting(server, postgres, log)
         for name in (TRACKING_DB, AUTH_DB):
             _ensure_database(server, name)
         yield server
     finally:
-        _run(as_postgres_user([*pg_ctl, "stop", "-m", "fast", "-w"]), "PostgreSQL stop")
+        _stop_postgres(postgres)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -211,14 +256,13 @@ def _wait_until_healthy(server: subprocess.Popen, url: str) -> None:
     raise SetupError(f"mlflow server did not answer {url}/health within {READY_TIMEOUT_S} s")
 
 
-def _stop_process_group(server: subprocess.Popen) -> None:
-    # The server's own session holds uvicorn and its workers: signal them all together.
-    for sig, wait_s in ((signal.SIGTERM, STOP_TIMEOUT_S), (signal.SIGKILL, 10)):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(server.pid, sig)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            server.wait(timeout=wait_s)
-            return
+def _stop_server(server: subprocess.Popen) -> None:
+    server.terminate()  # the lifeline passes it on, then ends what mlflow leaves (uvicorn)
+    try:
+        server.wait(timeout=STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
 
 
 @contextlib.contextmanager
@@ -236,14 +280,12 @@ def mlflow_server(
     cmd += ["--artifacts-destination", artifacts_destination]
     if auth_config is not None:
         cmd += ["--app-name", "basic-auth"]
-    server = subprocess.Popen(
-        cmd, env=_server_env(backend_uri, auth_config), start_new_session=True
-    )
+    server = popen_tied(cmd, env=_server_env(backend_uri, auth_config))
     try:
         _wait_until_healthy(server, f"http://{LOOPBACK}:{port}")
         yield server
     finally:
-        _stop_process_group(server)
+        _stop_server(server)
 
 
 # ---------------------------------------------------------------------------------------------
