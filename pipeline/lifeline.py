@@ -253,7 +253,8 @@ def _exit_like(status: int) -> None:
 
         number = os.WTERMSIG(status)
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # the command dumped core, if any
-        signal.signal(number, signal.SIG_DFL)
+        if number in FORWARDED:  # the others kept their default action
+            signal.signal(number, signal.SIG_DFL)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, [number])
         os.kill(os.getpid(), number)
     os._exit(os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 1)
