@@ -9,12 +9,10 @@ Adding a case is adding a row to BAD_PARAMS or BAD_FILES.
 from __future__ import annotations
 
 import ast
-import contextlib
 import json
 import os
 import pickle
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -35,6 +33,7 @@ from helpers import (
     write_params,
 )
 
+from pipeline.lifeline import popen_tied
 from pipeline.model import Architecture, build_model
 from pipeline.params import Params, load_params
 
@@ -542,13 +541,12 @@ def test_make_ui_listens_on_localhost_only(tmp_path):
     port = free_port()
     # -o: the environment is this test's, so make does not build .venv first.
     command = ["make", "-o", ".venv/.installed", "ui", f"BIN={Path(sys.executable).parent}"]
-    server = subprocess.Popen(
+    server = popen_tied(
         [*command, f"UI_PORT={port}"],
         cwd=tmp_path,
         env=clean_env(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 120
@@ -557,9 +555,8 @@ def test_make_ui_listens_on_localhost_only(tmp_path):
             time.sleep(0.5)
         assert listening_addresses(port) == {"0100007F"}  # 127.0.0.1, and nothing else
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
+        server.terminate()
         try:
             server.wait(timeout=30)
         finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(server.pid, signal.SIGKILL)
+            server.kill()

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
 
 import pytest
+from helpers import ROOT, clean_env, skip_without_postgres
 from process_helpers import (
     in_sessions,
     kill_all,
@@ -27,6 +31,7 @@ pytestmark = pytest.mark.skipif(not Path("/proc").is_dir(), reason="Linux only (
 
 # A tree with every way of leaving a process group: a plain child, a setsid'd one, a
 # double-forked one (reparented away from its parent), and a shell that ignores SIGTERM.
+TEAM_READY = re.compile(r"MLflow tracking server ready: http://127\.0\.0\.1:(\d+)")
 STUBBORN_TREE = "trap '' TERM; sleep 300 & setsid sleep 301 & (sleep 302 &); wait; wait"
 
 
@@ -137,3 +142,35 @@ def _answers(port: int) -> bool:
             return answer.status == 200
     except OSError:
         return False
+
+
+@pytest.mark.e2e
+def test_make_servers_postgres_and_mlflow_end_when_it_is_sigkilled():
+    """A SIGKILLed `make server` (scripts/team_server.py) leaves no cluster, server or worker."""
+    skip_without_postgres()
+    state_dir = Path(tempfile.mkdtemp(prefix="mlp-team-"))  # not pytest's: postgres reads it
+    log = state_dir / "server.out"
+    command = [sys.executable, "scripts/team_server.py", "--dir", str(state_dir), "--port", "0"]
+    with log.open("w") as out:
+        server = subprocess.Popen(
+            command, cwd=ROOT, env=clean_env(), stdout=out, stderr=subprocess.STDOUT
+        )
+    processes = set()
+    try:
+        found = wait_for(lambda: TEAM_READY.search(log.read_text()), 300, "the team server")
+        processes = tree(server.pid)
+        running = " | ".join(p.cmdline for p in processes)
+        assert "postgres: mlflow mlflow" in running  # a backend serving mlflow (own session)
+        assert "multiprocessing.spawn" in running  # a uvicorn worker of mlflow server
+        postgres_port = int((state_dir / "postgres/postmaster.pid").read_text().split()[3])
+        server.kill()
+        server.wait()
+        assert wait_until_gone(processes, timeout=60) == set()
+        assert in_sessions({p.pid for p in processes}) == set()
+        assert refuses_connections(int(found.group(1))) and refuses_connections(postgres_port)
+        # PostgreSQL was shut down (SIGINT, fast), not killed: it removes its pid file then.
+        assert not (state_dir / "postgres/postmaster.pid").exists()
+    finally:
+        server.kill()
+        kill_all(processes)
+        shutil.rmtree(state_dir, ignore_errors=True)
