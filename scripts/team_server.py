@@ -5,7 +5,8 @@ cluster of its own under --dir (created on first use, started and stopped with t
 one machine with Debian's `postgresql` package is all a team needs. PostgreSQL and MLflow listen
 on 127.0.0.1 only: teammates reach the server through an SSH tunnel or a TLS reverse proxy
 (README, "Team setup"), never as plain HTTP on the network. Ctrl-C or SIGTERM stops MLflow,
-then the PostgreSQL this script started.
+then the PostgreSQL this script started; both run under lifelines (pipeline/lifeline.py), so
+they and their workers end with this script even when it is killed outright (SIGKILL).
 """
 
 from __future__ import annotations
@@ -14,153 +15,36 @@ import argparse
 import contextlib
 import os
 import secrets
-import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-LOOPBACK = "127.0.0.1"
-DB_USER = "mlflow"
-TRACKING_DB = "mlflow"
-AUTH_DB = "mlflow_auth"
-READY_TIMEOUT_S = 180
-STOP_TIMEOUT_S = 30
-# Debian's package puts the server binaries here, not on PATH.
-DEBIAN_POSTGRES = Path("/usr/lib/postgresql")
-
-
-class SetupError(Exception):
-    """Something the server needs is missing or refused to start: one line says what."""
+# Run as a script from a checkout: the pipeline package of this checkout, installed or not.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from pipeline.lifeline import popen_tied
+from scripts.team_postgres import (  # noqa: F401 (as_postgres_user, postgres_bin_dir: tests)
+    AUTH_DB,
+    LOOPBACK,
+    READY_TIMEOUT_S,
+    STOP_TIMEOUT_S,
+    TRACKING_DB,
+    Postgres,
+    SetupError,
+    as_postgres_user,
+    free_port,
+    local_postgres,
+    postgres_bin_dir,
+    with_psycopg2,
+)
 
 
 class Stop(Exception):
     """SIGINT or SIGTERM, turned into an exception so that every `finally` below runs."""
-
-
-# ---------------------------------------------------------------------------------------------
-# PostgreSQL: a cluster of our own under --dir, reachable on a loopback port only
-
-
-def postgres_bin_dir() -> Path | None:
-    """Where pg_ctl and initdb live: on PATH, else the newest Debian version; None if absent."""
-    on_path = shutil.which("pg_ctl")
-    if on_path:
-        return Path(on_path).resolve().parent
-    found = sorted(DEBIAN_POSTGRES.glob("*/bin/pg_ctl"), key=lambda p: int(p.parts[-3]))
-    return found[-1].parent if found else None
-
-
-def as_postgres_user(cmd: list[str]) -> list[str]:
-    # PostgreSQL refuses to run as root; Debian's package creates the `postgres` account.
-    return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
-
-
-def _give_to_postgres_user(path: Path) -> None:
-    if os.geteuid() == 0:
-        shutil.chown(path, "postgres", "postgres")
-
-
-def _run(cmd: list[str], what: str) -> None:
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-    if done.returncode != 0:
-        lines = (done.stderr or done.stdout).strip().splitlines() or ["no output"]
-        raise SetupError(f"{what} failed (exit {done.returncode}): {lines[-1]}")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((LOOPBACK, 0))
-        return probe.getsockname()[1]
-
-
-@dataclass(frozen=True)
-class Postgres:
-    port: int
-    password: str
-
-    def uri(self, database: str) -> str:
-        return with_psycopg2(
-            f"postgresql://{DB_USER}:{self.password}@{LOOPBACK}:{self.port}/{database}"
-        )
-
-
-def with_psycopg2(uri: str) -> str:
-    """Name the driver we install: SQLAlchemy 2.1 reads a bare postgresql:// as psycopg 3."""
-    if uri.startswith("postgresql://"):
-        return "postgresql+psycopg2://" + uri.removeprefix("postgresql://")
-    return uri
-
-
-def _cluster_password(state_dir: Path) -> str:
-    """Made once per cluster, kept next to it, readable by this account only."""
-    path = state_dir / "postgres.password"
-    if not path.exists():
-        path.touch(mode=0o600)
-        path.write_text(secrets.token_urlsafe(24))
-    return path.read_text().strip()
-
-
-def _init_cluster(bin_dir: Path, data: Path, password: str) -> None:
-    data.mkdir(mode=0o700, exist_ok=True)  # left empty by a failed first try: initdb takes it
-    _give_to_postgres_user(data)
-    with tempfile.NamedTemporaryFile("w", prefix="pgpass-", suffix=".txt") as pwfile:
-        pwfile.write(password)
-        pwfile.flush()
-        _give_to_postgres_user(Path(pwfile.name))
-        initdb = [str(bin_dir / "initdb"), "-D", str(data), "-U", DB_USER]
-        initdb += ["--pwfile", pwfile.name, "--auth", "scram-sha-256", "-E", "UTF8", "--no-locale"]
-        _run(as_postgres_user(initdb), f"initdb {data}")
-
-
-def _ensure_database(server: Postgres, name: str) -> None:
-    try:
-        import psycopg2
-    except ImportError:
-        raise SetupError("psycopg2 is missing: pip install -e '.[team]'") from None
-
-    conn = psycopg2.connect(
-        host=LOOPBACK, port=server.port, user=DB_USER, password=server.password, dbname="postgres"
-    )
-    conn.autocommit = True  # CREATE DATABASE cannot run inside a transaction
-    with contextlib.closing(conn), conn.cursor() as cursor:
-        cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
-        if cursor.fetchone() is None:
-            cursor.execute(f'CREATE DATABASE "{name}"')
-
-
-@contextlib.contextmanager
-def local_postgres(state_dir: Path, port: int = 0) -> Iterator[Postgres]:
-    """Start the cluster under state_dir/postgres (created on first use); stop it on exit."""
-    bin_dir = postgres_bin_dir()
-    if bin_dir is None:
-        raise SetupError(
-            "PostgreSQL is not installed (no pg_ctl on PATH or under /usr/lib/postgresql); "
-            "install Debian's package (apt-get install postgresql) or pass --backend-store-uri"
-        )
-    data = state_dir / "postgres"
-    password = _cluster_password(state_dir)
-    if not (data / "PG_VERSION").exists():
-        _init_cluster(bin_dir, data, password)
-    server = Postgres(port or free_port(), password)
-    # TCP on the loopback address only, no Unix socket (its default directory may not exist).
-    options = f"-p {server.port} -c listen_addresses={LOOPBACK} -c unix_socket_directories=''"
-    pg_ctl = [str(bin_dir / "pg_ctl"), "-D", str(data)]
-    start = [*pg_ctl, "start", "-w", "-t", "60", "-l", str(data / "server.log"), "-o", options]
-    _run(as_postgres_user(start), f"PostgreSQL start (log: {data / 'server.log'})")
-    try:
-        for name in (TRACKING_DB, AUTH_DB):
-            _ensure_database(server, name)
-        yield server
-    finally:
-        _run(as_postgres_user([*pg_ctl, "stop", "-m", "fast", "-w"]), "PostgreSQL stop")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -211,14 +95,13 @@ def _wait_until_healthy(server: subprocess.Popen, url: str) -> None:
     raise SetupError(f"mlflow server did not answer {url}/health within {READY_TIMEOUT_S} s")
 
 
-def _stop_process_group(server: subprocess.Popen) -> None:
-    # The server's own session holds uvicorn and its workers: signal them all together.
-    for sig, wait_s in ((signal.SIGTERM, STOP_TIMEOUT_S), (signal.SIGKILL, 10)):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(server.pid, sig)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            server.wait(timeout=wait_s)
-            return
+def _stop_server(server: subprocess.Popen) -> None:
+    server.terminate()  # the lifeline passes it on, then ends what mlflow leaves (uvicorn)
+    try:
+        server.wait(timeout=STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
 
 
 @contextlib.contextmanager
@@ -236,14 +119,12 @@ def mlflow_server(
     cmd += ["--artifacts-destination", artifacts_destination]
     if auth_config is not None:
         cmd += ["--app-name", "basic-auth"]
-    server = subprocess.Popen(
-        cmd, env=_server_env(backend_uri, auth_config), start_new_session=True
-    )
+    server = popen_tied(cmd, env=_server_env(backend_uri, auth_config))
     try:
         _wait_until_healthy(server, f"http://{LOOPBACK}:{port}")
         yield server
     finally:
-        _stop_process_group(server)
+        _stop_server(server)
 
 
 # ---------------------------------------------------------------------------------------------

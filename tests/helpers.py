@@ -120,3 +120,20 @@ def project_files() -> list[str]:
 def commit_all(repo: Path, message: str) -> None:
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-q", "-m", message], repo)
+
+
+def skip_without_postgres() -> None:
+    """The team server's tests need PostgreSQL's binaries (and, as root, its account)."""
+    import pwd
+
+    import pytest
+
+    from scripts import team_server
+
+    if team_server.postgres_bin_dir() is None:
+        pytest.skip("PostgreSQL is not installed (apt-get install postgresql); CI installs it")
+    if os.geteuid() == 0:
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.skip("running as root needs the `postgres` account that Debian's package adds")

@@ -3,24 +3,26 @@
 Each row breaks one input of an otherwise valid workspace, runs one stage as a subprocess and
 expects: exit code 2, exactly one line on stderr naming the file, the value and what was
 expected, no traceback, and no file written, changed or deleted (not even an MLflow store).
-Adding a case is adding a row to BAD_PARAMS or BAD_FILES.
+Adding a case is adding a row to BAD_PARAMS, BAD_FILES or BAD_STORES.
 """
 
 from __future__ import annotations
 
 import ast
 import contextlib
+import importlib.util
 import json
 import os
 import pickle
 import shutil
-import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import mlflow
 import numpy as np
 import pytest
 import torch
@@ -35,6 +37,7 @@ from helpers import (
     write_params,
 )
 
+from pipeline.lifeline import popen_tied
 from pipeline.model import Architecture, build_model
 from pipeline.params import Params, load_params
 
@@ -309,6 +312,77 @@ BAD_FILES = [
 ]
 
 
+# What sits at the store's file: a function of the bytes of a fresh, real MLflow store.
+def store_file(make):
+    def write(path: Path, mlflow_store: bytes) -> None:
+        path.write_bytes(make(mlflow_store))
+
+    return write
+
+
+def a_directory(path: Path, mlflow_store: bytes) -> None:
+    path.mkdir()
+
+
+def other_sqlite_database(path: Path, mlflow_store: bytes) -> None:
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        db.execute("CREATE TABLE trials (number INTEGER)")
+        db.commit()
+
+
+# Bad tracking stores, for `train` (it opens the run): (MLFLOW_TRACKING_URI, or None for the
+# embedded store <workspace>/mlflow.db; what to put at mlflow.db, or None; fragments). Drivers
+# named here are not installed in this environment (test_the_battery_is_sound checks).
+BAD_STORES = [
+    # not a URI at all
+    ("", None, "error: MLFLOW_TRACKING_URI is empty; expected sqlite:///<path>.db"),
+    (" sqlite:///mlflow.db", None, "MLFLOW_TRACKING_URI=' sqlite:///mlflow.db': spaces around"),
+    ("mlflow.db", None, "MLFLOW_TRACKING_URI=mlflow.db: not a URI; expected sqlite:///", "(for"),
+    ("mlruns", None, "MLFLOW_TRACKING_URI=mlruns: not a URI; expected sqlite:///<path>.db"),
+    ("127.0.0.1:5000", None, "MLFLOW_TRACKING_URI=127.0.0.1:5000: not a URI; expected"),
+    # schemes MLflow does not know
+    ("htpp://127.0.0.1:5000", None, "unknown scheme 'htpp' (did you mean 'http'?); expected"),
+    ("postgres://u:secret@127.0.0.1/db", None, "=postgres://u:***@127", "did you mean 'postg"),
+    ("sqllite:///mlflow.db", None, "unknown scheme 'sqllite' (did you mean 'sqlite'?)"),
+    ("ftp://127.0.0.1/runs", None, "unknown scheme 'ftp'; expected one of databricks, data"),
+    # addresses
+    ("http:/127.0.0.1:5000", None, "=http:/127.0.0.1:5000: no host; expected http://host:port"),
+    ("http://", None, "MLFLOW_TRACKING_URI=http://: no host; expected http://host:port"),
+    ("http://127.0.0.1:50OO", None, "port '50OO' is not a number from 1 to 65535; expected"),
+    ("https://127.0.0.1:99999", None, "port '99999' is not a number from 1 to 65535"),
+    ("http://[::1:5000", None, "not a valid URI (Invalid IPv6 URL)"),
+    ("postgresql+psycopg2://u:p@127.0.0.1:5x/db", None, "port '5x' is not a number"),
+    # database drivers
+    (
+        "postgresql://u:p@127.0.0.1/db",
+        None,
+        "the postgresql (SQLAlchemy's default) driver, psycopg, is not installed; pip install",
+        "or write postgresql+psycopg2:// and pip install -e '.[team]' (the project's team extra",
+    ),
+    ("postgresql+pg8000://127.0.0.1/db", None, "pg8000, is not installed", "'.[team]'"),
+    ("postgresql+psycopg3://127.0.0.1/db", None, "unknown postgresql driver 'psycopg3'; expec"),
+    ("mysql://u:p@127.0.0.1/db", None, "the mysql (SQLAlchemy's default) driver, MySQLdb, is"),
+    ("mssql+pymssql://127.0.0.1/db", None, "driver, pymssql, is not installed; pip install"),
+    # SQLite URIs
+    ("sqlite://mlflow.db", None, "expected sqlite:///<path> (three slashes, then the path"),
+    ("sqlite:/mlflow.db", None, "=sqlite:/mlflow.db: expected sqlite:///<path> (three slash"),
+    ("sqlite:///", None, "no database file (an in-memory store vanishes with the process)"),
+    ("sqlite:///models", None, "error: models: is a directory; expected an SQLite file"),
+    ("sqlite:///params.yaml/mlflow.db", None, "params.yaml is not a directory; expected a dir"),
+    # the SQLite file itself, as the embedded default or named by the variable
+    (None, store_file(lambda _: b"not a database\n"), "mlflow.db: not an SQLite database (it"),
+    ("sqlite:///mlflow.db", store_file(lambda _: b"{}"), "error: mlflow.db: not an SQLite da"),
+    (None, a_directory, "mlflow.db: is a directory; expected an SQLite file such as"),
+    (None, other_sqlite_database, "mlflow.db: an SQLite database but not an MLflow store"),
+    (None, store_file(lambda db: db[: len(db) // 2]), "mlflow.db: a damaged SQLite database ("),
+    (
+        None,
+        store_file(lambda db: db[:100] + bytes(range(256)) * 15 + db[3940:]),
+        "mlflow.db: a damaged SQLite database (database disk image is malformed); expected an",
+    ),
+]
+
+
 def params_text(edits: dict[str, str]) -> str:
     """BASELINE as YAML with `edits` ({dotted key: YAML text}) written verbatim."""
     values = {key: json.dumps(value) for key, value in flat_baseline().items()}
@@ -374,12 +448,14 @@ def snapshot(directory: Path) -> dict[str, bytes]:
     }
 
 
-def assert_refused(workspace: Path, stage: str, fragments: tuple[str, ...]) -> None:
+def assert_refused(
+    workspace: Path, stage: str, fragments: tuple[str, ...], env: dict | None = None
+) -> None:
     before = snapshot(workspace)
     done = subprocess.run(
         stage_command(stage),
         cwd=workspace,
-        env=stage_env(workspace),
+        env=env or stage_env(workspace),
         capture_output=True,
         text=True,
         timeout=120,
@@ -421,6 +497,27 @@ def test_bad_files_are_refused_with_one_line(workspace, row):
     assert_refused(workspace, stage, tuple(fragments))
 
 
+@pytest.fixture(scope="module")
+def mlflow_store(tmp_path_factory) -> bytes:
+    """The bytes of a fresh MLflow SQLite store, as MLflow itself creates it."""
+    path = tmp_path_factory.mktemp("store") / "mlflow.db"
+    mlflow.MlflowClient(f"sqlite:///{path}").search_experiments()
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize(
+    "row", BAD_STORES, ids=[f"{row[0]!r}:{row[-1][:40]}" for row in BAD_STORES]
+)
+def test_bad_tracking_stores_are_refused_with_one_line(workspace, mlflow_store, row):
+    uri, prepare, *fragments = row
+    if prepare is not None:
+        prepare(workspace / "mlflow.db", mlflow_store)
+    env = clean_env(PYTHONPATH=str(ROOT))  # no MLFLOW_TRACKING_URI: the embedded store
+    if uri is not None:
+        env["MLFLOW_TRACKING_URI"] = uri
+    assert_refused(workspace, "train", tuple(fragments), env=env)
+
+
 def test_params_missing_altogether(workspace):
     (workspace / "params.yaml").unlink()
     assert_refused(workspace, "validate", ("params.yaml: file not found",))
@@ -433,6 +530,9 @@ def test_the_battery_is_sound(valid_workspace):
         done = run(stage_command(stage), valid_workspace, env=stage_env(valid_workspace))
         assert done.stderr == ""
     assert {row[0] for row in BAD_PARAMS + BAD_FILES} == set(STAGES)
+    # The driver rows of BAD_STORES hold only while these are not installed.
+    for module in ("psycopg", "pg8000", "MySQLdb", "pymssql"):
+        assert importlib.util.find_spec(module) is None, module
 
 
 def test_a_bare_exponent_is_a_number(workspace):
@@ -542,13 +642,12 @@ def test_make_ui_listens_on_localhost_only(tmp_path):
     port = free_port()
     # -o: the environment is this test's, so make does not build .venv first.
     command = ["make", "-o", ".venv/.installed", "ui", f"BIN={Path(sys.executable).parent}"]
-    server = subprocess.Popen(
+    server = popen_tied(
         [*command, f"UI_PORT={port}"],
         cwd=tmp_path,
         env=clean_env(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 120
@@ -557,9 +656,8 @@ def test_make_ui_listens_on_localhost_only(tmp_path):
             time.sleep(0.5)
         assert listening_addresses(port) == {"0100007F"}  # 127.0.0.1, and nothing else
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
+        server.terminate()
         try:
             server.wait(timeout=30)
         finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(server.pid, signal.SIGKILL)
+            server.kill()

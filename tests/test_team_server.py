@@ -12,7 +12,6 @@ import contextlib
 import hashlib
 import json
 import os
-import pwd
 import re
 import shutil
 import signal
@@ -31,12 +30,21 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from helpers import ROOT, SMALL_PARAMS, clean_env, commit_all, run, write_params
+from helpers import (
+    ROOT,
+    SMALL_PARAMS,
+    clean_env,
+    commit_all,
+    run,
+    skip_without_postgres,
+    write_params,
+)
 from mlflow.server import get_app_client
 
 from pipeline import checkpoint, tracking
 from pipeline.data import load_split
 from pipeline.errors import InputError
+from pipeline.lifeline import popen_tied
 from pipeline.params import load_params
 from scripts import team_server
 
@@ -62,16 +70,6 @@ class TeamServer:
         return clean_env(**extra)
 
 
-def _skip_without_postgres() -> None:
-    if team_server.postgres_bin_dir() is None:
-        pytest.skip("PostgreSQL is not installed (apt-get install postgresql); CI installs it")
-    if os.geteuid() == 0:
-        try:
-            pwd.getpwnam("postgres")
-        except KeyError:
-            pytest.skip("running as root needs the `postgres` account that Debian's package adds")
-
-
 def _wait_for_ready(server: subprocess.Popen, log: Path) -> str:
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
@@ -90,7 +88,7 @@ def _stop(server: subprocess.Popen, state_dir: Path) -> None:
     try:
         server.wait(timeout=90)
     except subprocess.TimeoutExpired:
-        os.killpg(server.pid, signal.SIGKILL)
+        server.kill()
         server.wait()
     if (state_dir / "postgres" / "postmaster.pid").exists():
         pg_ctl = str(team_server.postgres_bin_dir() / "pg_ctl")
@@ -109,7 +107,7 @@ def _refuses_connections(url: str) -> bool:
 
 @pytest.fixture(scope="session")
 def team() -> Iterator[TeamServer]:
-    _skip_without_postgres()
+    skip_without_postgres()
     # Not under pytest's tmp root: that is private to this account, and PostgreSQL runs as
     # `postgres` when the suite runs as root.
     state_dir = Path(tempfile.mkdtemp(prefix="mlp-team-"))
@@ -119,9 +117,7 @@ def team() -> Iterator[TeamServer]:
     cmd += ["--port", "0", "--basic-auth"]
     started = time.monotonic()
     with log.open("w") as out:
-        server = subprocess.Popen(
-            cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
+        server = popen_tied(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     url = None
     try:
         url = _wait_for_ready(server, log)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -12,6 +11,8 @@ from pathlib import Path
 
 import mlflow
 from helpers import ROOT
+
+from pipeline.lifeline import popen_tied
 
 
 def points(uri: str, run_id: str, key: str = "train_loss") -> list[tuple[int, float]]:
@@ -101,13 +102,12 @@ class Server:
             "--backend-store-uri", f"sqlite:///{self.workdir / 'server.db'}",
             "--artifacts-destination", str(self.workdir / "artifacts"),
         ]  # fmt: skip
-        self.process = subprocess.Popen(
+        self.process = popen_tied(
             command,
             cwd=self.workdir,
             env={k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            start_new_session=True,
         )
         wait_for(self._answers, 120, f"mlflow server on port {self.port}")
         return self
@@ -124,6 +124,5 @@ class Server:
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
-            # The server and its workers at once, as a crash would.
-            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.kill()  # the server and its workers at once, as a crash would
             self.process.wait()

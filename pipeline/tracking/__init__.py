@@ -2,6 +2,7 @@
 
 - destination: where to track (store URI, experiment, repository root) and the git/DVC tags
 - store:       opening the store, reachability, lock retries, refused credentials
+- store_check: a store URI (and SQLite file) MLflow cannot open, refused in one line, no MLflow
 - runs:        a run's lifecycle: trackers, start/resume, FINISHED/FAILED/KILLED
 - models:      the logged MLflow PyTorch model and its registration
 - stale:       runs left RUNNING by a process that died
@@ -31,6 +32,7 @@ from pipeline.tracking.runs import (
 from pipeline.tracking.sender import BATCH_LIMIT, Outbox, Sender, send
 from pipeline.tracking.spool import SPOOL_DIR, Spool
 from pipeline.tracking.stale import end_stale_runs, process_start, process_tags
+from pipeline.tracking.store_check import check_store
 
 __all__ = [
     "BATCH_LIMIT",
@@ -43,6 +45,7 @@ __all__ = [
     "RunTracker",
     "Sender",
     "Spool",
+    "check_store",
     "destination",
     "end_stale_runs",
     "process_start",

@@ -36,7 +36,7 @@ def destination(root: Path | None = None) -> Destination:
     root = root or repo_root()
     name = os.environ.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT
     uri = os.environ.get("MLFLOW_TRACKING_URI")
-    if uri:
+    if uri is not None:  # set but empty is a mistake that store_check names, not "unset"
         return Destination(uri, name, None)
     return Destination(f"sqlite:///{root / 'mlflow.db'}", name, (root / "mlartifacts").as_uri())
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from pipeline.tracking.sender import Sender
 from pipeline.tracking.spool import Spool
 from pipeline.tracking.store import retry_locked, store_client, unreachable, unreachable_error
+from pipeline.tracking.store_check import check_store
 
 
 def replay(spool_dir: Path, tracking_uri: str | None = None) -> list[str]:
@@ -21,6 +22,8 @@ def replay(spool_dir: Path, tracking_uri: str | None = None) -> list[str]:
             if not ours:
                 report.append(f"run {spool.run_id}: its training is still sending; skipped")
                 continue
+            named = "--tracking-uri" if tracking_uri else f"tracking_uri of {meta}"
+            check_store(spool.tracking_uri, named=named)
             if reason := unreachable(spool.tracking_uri):
                 raise unreachable_error(spool.tracking_uri, reason)
             sender = Sender(spool, no_more_points=lambda wait: True)

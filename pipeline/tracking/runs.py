@@ -34,6 +34,7 @@ from pipeline.tracking.store import (
     unreachable_error,
     warn,
 )
+from pipeline.tracking.store_check import check_store
 
 
 class NullTracker:
@@ -155,6 +156,7 @@ def start_run(params: dict[str, Any], tags: dict[str, str], run_name: str | None
         return NullTracker()
     root = repo_root()
     dest = destination(root)
+    check_store(dest.tracking_uri)
     if reason := unreachable(dest.tracking_uri):
         raise unreachable_error(dest.tracking_uri, reason)
     outbox = Outbox(dest.tracking_uri)  # its sender gets ready while this process opens the run
@@ -202,6 +204,7 @@ def resume_run(run_id: str | None, stream: bool = False):
     if not tracking_enabled() or not run_id:
         return NullTracker()
     dest = destination()
+    check_store(dest.tracking_uri)
     client = open_client(dest)
     tracker = RunTracker(client, run_id, dest)
     # This process holds the run now: a training starting meanwhile must not find it stale.
@@ -247,8 +250,10 @@ def run_page(run_id: str, ui: str) -> str | None:
 
     if not tracking_enabled():
         return None
+    dest = destination()
+    check_store(dest.tracking_uri)
     try:
-        experiment_id = open_client(destination()).get_run(run_id).info.experiment_id
+        experiment_id = open_client(dest).get_run(run_id).info.experiment_id
     except MlflowException:
         return None
     return f"{ui.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
