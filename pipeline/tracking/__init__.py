@@ -7,6 +7,7 @@
 - stale:       runs left RUNNING by a process that died
 - spool:       a run's metric points on disk
 - sender:      the process that streams a spool into its run
+- study:       a study's parent run and nested trial runs; the tags linking an experiment back
 - replay, cli: `python -m pipeline.tracking replay` for what could not be sent
 """
 
@@ -31,18 +32,30 @@ from pipeline.tracking.runs import (
 from pipeline.tracking.sender import BATCH_LIMIT, Outbox, Sender, send
 from pipeline.tracking.spool import SPOOL_DIR, Spool
 from pipeline.tracking.stale import end_stale_runs, process_start, process_tags
+from pipeline.tracking.study import (
+    LINK_VARIABLES,
+    NullStudyRun,
+    StudyRun,
+    TrialRun,
+    start_study_run,
+    study_link_tags,
+)
 
 __all__ = [
     "BATCH_LIMIT",
     "DEFAULT_EXPERIMENT",
+    "LINK_VARIABLES",
     "SPOOL_DIR",
     "Destination",
     "Interrupted",
+    "NullStudyRun",
     "NullTracker",
     "Outbox",
     "RunTracker",
     "Sender",
     "Spool",
+    "StudyRun",
+    "TrialRun",
     "destination",
     "end_stale_runs",
     "process_start",
@@ -55,5 +68,7 @@ __all__ = [
     "run_status",
     "send",
     "start_run",
+    "start_study_run",
+    "study_link_tags",
     "tracking_enabled",
 ]
