@@ -84,6 +84,8 @@ def _study_settings(path: Path, raw: Any) -> dict[str, Any]:
 
 def _entry(path: Path, key: str, spec: Any, base: Params) -> Range | Choice:
     where = f"{path}: space.{key}"
+    if key not in base.flat():
+        with_values(base, {key: None}, source=str(path))  # unknown key: names the closest one
     if key not in TUNABLE:
         why = (
             "it would change the data splits"

@@ -30,19 +30,9 @@ from pipeline.distributed import choose_device
 from pipeline.errors import InputError, exits_cleanly
 from pipeline.params import Params, load_params, read_yaml, with_values
 from pipeline.search_space import DEFAULT_PATH, Choice, StudyConfig, load_space
+from pipeline.study_storage import missing_sqlite_file, shown, storage_url
 from pipeline.trial_fit import fit_trial, load_splits
 from pipeline.tune_command import dvc_exp_run, format_best
-
-STORAGE_FILE = "optuna.db"
-
-
-def storage_url(given: str | None) -> str:
-    if not given:
-        return f"sqlite:///{tracking.repo_root() / STORAGE_FILE}"
-    # SQLAlchemy 2.1 reads a bare postgresql:// as psycopg 3; we install psycopg2 (`team` extra).
-    if given.startswith("postgresql://"):
-        return "postgresql+psycopg2://" + given.removeprefix("postgresql://")
-    return given
 
 
 def open_study(*, storage: str, name: str, config: StudyConfig, create: bool) -> optuna.Study:
@@ -51,6 +41,10 @@ def open_study(*, storage: str, name: str, config: StudyConfig, create: bool) ->
     pruner = optuna.pruners.MedianPruner(
         n_startup_trials=config.pruner_startup_trials, n_warmup_steps=config.pruner_warmup_epochs
     )
+    missing = missing_sqlite_file(storage)
+    if not create and missing:
+        # Opening would create an empty storage file just to find no study in it.
+        raise InputError(f"study {name!r}: not found in {storage} ({missing} does not exist)")
     try:
         if create:
             study = optuna.create_study(
@@ -60,26 +54,17 @@ def open_study(*, storage: str, name: str, config: StudyConfig, create: bool) ->
             study = optuna.load_study(storage=storage, study_name=name)
     except KeyError:
         raise InputError(
-            f"study {name!r}: not found in {_shown(storage)}; run a study first"
+            f"study {name!r}: not found in {shown(storage)}; run a study first"
         ) from None
     except Exception as exc:  # SQLAlchemy and driver errors of every kind: one line, exit 2
         reason = str(exc).splitlines()[0][:200]
         raise InputError(
-            f"--storage {_shown(storage)}: cannot open ({reason}); "
+            f"--storage {shown(storage)}: cannot open ({reason}); "
             "expected sqlite:///path or postgresql://user:password@host:port/database"
         ) from None
     study.sampler = optuna.samplers.TPESampler(seed=config.seed + len(study.trials))
     study.pruner = pruner
     return study
-
-
-def _shown(url: str) -> str:
-    """The storage URL without its password."""
-    head, at, tail = url.rpartition("@")
-    if not at or ":" not in head.split("//", 1)[-1]:
-        return url
-    user = head.split("//", 1)[-1].split(":", 1)[0]
-    return f"{head.split('//', 1)[0]}//{user}:***@{tail}"
 
 
 def suggest(trial: optuna.Trial, config: StudyConfig) -> dict[str, Any]:
@@ -104,8 +89,8 @@ def _value(label: Any) -> Any:
     return json.loads(label) if isinstance(label, str) and label.startswith("[") else label
 
 
-def run_trials(*, study, config, base: Params, data_dir: Path, n_trials: int, study_run) -> None:
-    train_split, val_split = load_splits(data_dir)
+def run_trials(*, study, config, base: Params, splits: tuple, n_trials: int, study_run) -> None:
+    """Add n_trials to the study; splits: (train, val) as load_splits gives them."""
     device = choose_device(base.train.device)
     one_thread_per_worker(device)
     for _ in range(n_trials):
@@ -119,8 +104,15 @@ def run_trials(*, study, config, base: Params, data_dir: Path, n_trials: int, st
         trial.set_user_attr("mlflow_run_id", trial_run.run_id)
         trial.set_user_attr("mlflow_parent_run_id", study_run.run_id)
         trial.set_user_attr("epochs_planned", params.train.epochs)
-        splits = {"train_split": train_split, "val_split": val_split}
-        state = _run_one(study, trial, trial_run, params=params, device=device, **splits)
+        state = _run_one(
+            study,
+            trial,
+            trial_run,
+            params=params,
+            device=device,
+            train_split=splits[0],
+            val_split=splits[1],
+        )
         if state == TrialState.COMPLETE:
             best = best_trial(study)
             study_run.log_best(best.value, step=trial.number)
@@ -251,11 +243,13 @@ def main(argv: list[str] | None = None) -> int:
             "(trials train in the tuning process)"
         )
     config = load_space(args.space, base)
+    # Bad data stops here, before the study or its MLflow run exists.
+    splits = load_splits(args.data) if args.trials else None
     name, storage = args.study or config.name, storage_url(args.storage)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = open_study(storage=storage, name=name, config=config, create=bool(args.trials))
     if args.trials:
-        code = _optimize(study, config, base, args)
+        code = _optimize(study, config, base, splits, args)
         if code:
             return code
     if args.best or args.apply:
@@ -265,10 +259,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _optimize(study, config: StudyConfig, base: Params, args) -> int:
+def _optimize(study, config: StudyConfig, base: Params, splits: tuple, args) -> int:
     if args.enqueue:
         enqueue(study, config, base, args.enqueue)
-    settings = {"study.name": study.study_name, "study.storage": _shown(storage_url(args.storage))}
+    settings = {"study.name": study.study_name, "study.storage": shown(storage_url(args.storage))}
     settings |= {f"space.{e.key}": _describe(e) for e in config.space}
     study_run = tracking.start_study_run(study.study_name, settings)
     try:
@@ -277,7 +271,7 @@ def _optimize(study, config: StudyConfig, base: Params, args) -> int:
                 study=study,
                 config=config,
                 base=base,
-                data_dir=args.data,
+                splits=splits,
                 n_trials=args.trials,
                 study_run=study_run,
             )
