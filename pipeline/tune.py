@@ -197,8 +197,15 @@ def enqueue(study: optuna.Study, config: StudyConfig, base: Params, path: Path) 
     """Configurations to try first (a YAML list of {key: value}), each validated."""
     rows = read_yaml(path, expected="a list of configurations ({params key: value})")
     keys = {entry.key for entry in config.space}
-    if not isinstance(rows, list) or not all(isinstance(r, dict) and set(r) == keys for r in rows):
-        raise InputError(f"{path}: expected a list of mappings with the keys {sorted(keys)}")
+    if (
+        not rows
+        or not isinstance(rows, list)
+        or not all(isinstance(r, dict) and set(r) == keys for r in rows)
+    ):
+        raise InputError(
+            f"{path}: holds {rows!r}; expected a non-empty list of mappings with the keys "
+            f"{', '.join(sorted(keys))}"
+        )
     for number, row in enumerate(rows):
         with_values(base, row, source=f"{path}: configuration {number + 1}")
         study.enqueue_trial({key: _label(value) for key, value in row.items()})
