@@ -96,26 +96,30 @@ def run_trials(*, study, config, base: Params, splits: tuple, n_trials: int, stu
     for _ in range(n_trials):
         trial = study.ask()
         try:
-            params = with_values(base, suggest(trial, config), source=f"trial {trial.number}")
-        except InputError:
-            study.tell(trial, state=TrialState.FAIL)
+            state = _set_up_and_run(study, trial, config, base, splits, device, study_run)
+        except BaseException:
+            # Bad params, an interruption or a store error between trials: never left RUNNING.
+            study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
             raise
-        trial_run = study_run.trial(trial.number, params.flat())
-        trial.set_user_attr("mlflow_run_id", trial_run.run_id)
-        trial.set_user_attr("mlflow_parent_run_id", study_run.run_id)
-        trial.set_user_attr("epochs_planned", params.train.epochs)
-        state = _run_one(
-            study,
-            trial,
-            trial_run,
-            params=params,
-            device=device,
-            train_split=splits[0],
-            val_split=splits[1],
-        )
         if state == TrialState.COMPLETE:
-            best = best_trial(study)
-            study_run.log_best(best.value, step=trial.number)
+            study_run.log_best(best_trial(study).value, step=trial.number)
+
+
+def _set_up_and_run(study, trial, config, base, splits, device, study_run) -> TrialState:
+    params = with_values(base, suggest(trial, config), source=f"trial {trial.number}")
+    trial_run = study_run.trial(trial.number, params.flat())
+    trial.set_user_attr("mlflow_run_id", trial_run.run_id)
+    trial.set_user_attr("mlflow_parent_run_id", study_run.run_id)
+    trial.set_user_attr("epochs_planned", params.train.epochs)
+    return _run_one(
+        study,
+        trial,
+        trial_run,
+        params=params,
+        device=device,
+        train_split=splits[0],
+        val_split=splits[1],
+    )
 
 
 def one_thread_per_worker(device) -> None:

@@ -15,7 +15,7 @@ from pipeline import generate
 SPACE = """\
 study: {name: t, seed: 3, pruner_startup_trials: %(startup)d, pruner_warmup_epochs: 0}
 space:
-  train.lr: {low: 0.00001, high: 10000000.0, log: true}
+  train.lr: {low: 0.001, high: 1.0, log: true}
   train.batch_size: {choices: [8, 16, 32]}
   train.optimizer: {choices: [sgd, adam]}
   model.hidden: {choices: [[8], [16, 8]]}
