@@ -7,6 +7,7 @@ A study logs a few figures per epoch, so it writes to the store directly (no spo
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -139,6 +140,4 @@ def start_study_run(study_name: str, settings: dict[str, Any]) -> NullStudyRun:
 
 
 def _now_ms() -> int:
-    import time
-
     return int(time.time() * 1000)
