@@ -7,7 +7,7 @@
 - stale:       runs left RUNNING by a process that died
 - spool:       a run's metric points on disk
 - sender:      the process that streams a spool into its run
-- study:       a study's parent run and nested trial runs; the tags linking an experiment back
+- study:       a study's parent run and nested trial runs; tags linking an experiment to a trial
 - replay, cli: `python -m pipeline.tracking replay` for what could not be sent
 """
 
