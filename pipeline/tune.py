@@ -41,6 +41,7 @@ def open_study(*, storage: str, name: str, config: StudyConfig, create: bool) ->
     pruner = optuna.pruners.MedianPruner(
         n_startup_trials=config.pruner_startup_trials, n_warmup_steps=config.pruner_warmup_epochs
     )
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # each trial prints its own line
     missing = missing_sqlite_file(storage)
     if not create and missing:
         # Opening would create an empty storage file just to find no study in it.
@@ -257,7 +258,6 @@ def main(argv: list[str] | None = None) -> int:
     # Bad data stops here, before the study or its MLflow run exists.
     splits = load_splits(args.data) if args.trials else None
     name, storage = args.study or config.name, storage_url(args.storage)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = open_study(storage=storage, name=name, config=config, create=bool(args.trials))
     if args.trials:
         code = _optimize(study, config, base, splits, args)
