@@ -112,10 +112,18 @@ _Loader.add_implicit_resolver(
 
 def load_params(path: Path | str = DEFAULT_PATH) -> Params:
     path = Path(path)
+    raw = read_yaml(path, expected="the pipeline's params.yaml")
+    params = build(raw if raw is not None else {}, source=str(path))
+    check_consistency(params, source=str(path))
+    return params
+
+
+def read_yaml(path: Path, expected: str) -> Any:
+    """A YAML file read as params.yaml is (numbers such as 1e-3, no key twice), or InputError."""
     try:
-        raw = yaml.load(path.read_text(), Loader=_Loader)
+        return yaml.load(path.read_text(), Loader=_Loader)
     except FileNotFoundError:
-        raise InputError(f"{path}: file not found; expected the pipeline's params.yaml") from None
+        raise InputError(f"{path}: file not found; expected {expected}") from None
     except yaml.YAMLError as exc:
         where = getattr(exc, "problem_mark", None)
         line = f" at line {where.line + 1}" if where else ""
@@ -123,9 +131,31 @@ def load_params(path: Path | str = DEFAULT_PATH) -> Params:
         raise InputError(
             f"{path}: not valid YAML{line}{problem}; expected a mapping of keys, each once"
         ) from None
-    params = build(raw if raw is not None else {}, source=str(path))
-    check_consistency(params, source=str(path))
-    return params
+
+
+def with_values(params: Params, values: dict[str, Any], source: str) -> Params:
+    """`params` with some dotted keys (`train.lr`) replaced, validated as params.yaml is."""
+    tree = dataclasses.asdict(params)
+    for key, value in values.items():
+        *sections, name = key.split(".")
+        node = tree
+        for section in sections:
+            node = node.get(section) if isinstance(node, dict) else None
+        if not isinstance(node, dict) or name not in node or isinstance(node[name], dict):
+            raise InputError(f"{source}: unknown key '{key}'{_suggest('', key)}")
+        node[name] = list(value) if isinstance(value, tuple) else value
+    tree = _untuple(tree)
+    changed = build(tree, source=source)
+    check_consistency(changed, source=source)
+    return changed
+
+
+def _untuple(tree: dict[str, Any]) -> dict[str, Any]:
+    # asdict keeps tuples (model.hidden); build() expects what YAML gives: lists.
+    return {
+        k: _untuple(v) if isinstance(v, dict) else list(v) if isinstance(v, tuple) else v
+        for k, v in tree.items()
+    }
 
 
 def build(raw: Any, source: str = "params.yaml") -> Params:

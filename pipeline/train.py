@@ -10,11 +10,11 @@ from pathlib import Path
 import torch
 
 from pipeline import checkpoint, distributed, plots, tracking
-from pipeline.data import Split, load_split, make_loader
-from pipeline.engine import evaluate_loss_accuracy, fit, make_optimizer
+from pipeline.data import Split, load_split
+from pipeline.engine import evaluate_loss_accuracy
 from pipeline.errors import BAD_INPUT_EXIT, InputError, exits_cleanly
 from pipeline.files import all_or_nothing, sha256_of, write_json, write_text
-from pipeline.model import Architecture, build_model
+from pipeline.fitting import prepare, validation_loader
 from pipeline.params import Params, load_params
 from pipeline.progress import Progress
 
@@ -35,19 +35,8 @@ def _train(runtime, params, data_dir, checkpoint_path, metrics_path, plots_dir) 
     split_paths = [data_dir / "train.npz", data_dir / "val.npz"]
     train_split, val_split = (load_split(path) for path in split_paths)
     _check_same_width(train_split, val_split, split_paths)
-    arch = Architecture(
-        num_inputs=train_split.features.shape[1],
-        hidden=params.model.hidden,
-        num_outputs=int(max(train_split.labels.max(), val_split.labels.max(initial=0))) + 1,
-    )
-    # The notebook's order: seed, build the model, then let the loader draw its shuffles.
-    torch.manual_seed(params.seed)
-    model = runtime.wrap(build_model(arch).to(runtime.device))
-    optimizer = make_optimizer(cfg.optimizer, model.parameters(), cfg.lr)
-    sampler = runtime.sampler(train_split, cfg.shuffle, params.seed, cfg.drop_last)
-    loader = make_loader(
-        train_split, cfg.batch_size, cfg.shuffle, cfg.drop_last, cfg.num_workers, sampler
-    )
+    fitting = prepare(params=params, train_split=train_split, val_split=val_split, runtime=runtime)
+    model, loader, arch = fitting.model, fitting.loader, fitting.arch
     tags = {"data.sha256": sha256_of(split_paths), **runtime.tags()}
     tracker = _open_run(runtime, params, tags)
     leave_a_core_to_the_sender(runtime.device, tracker)
@@ -61,16 +50,9 @@ def _train(runtime, params, data_dir, checkpoint_path, metrics_path, plots_dir) 
             history(step, loss)
             progress.batch(step, loss)
 
-        result = fit(
-            model,
-            loader,
-            optimizer,
-            runtime.device,
-            cfg.epochs,
+        result = fitting.run(
             on_batch=on_batch if runtime.is_main else None,
             on_epoch=epoch_end if runtime.is_main else None,
-            before_epoch=lambda epoch: runtime.start_epoch(sampler, epoch),
-            reduce_loss=runtime.reduce_loss,
         )
         if progress:
             progress.close()
@@ -161,7 +143,7 @@ class EpochEnd:
 
     def __init__(self, tracker, model, val_split: Split, device, progress: Progress | None):
         self.tracker, self.model, self.device, self.progress = tracker, model, device, progress
-        self.val_loader = make_loader(val_split, batch_size=1024) if len(val_split) else None
+        self.val_loader = validation_loader(val_split)
         self.last_validation: dict[str, float] = {}
 
     def __call__(self, epoch: int, epoch_loss: float) -> None:

@@ -69,7 +69,25 @@ STAGES = {
     "export": "--params params.yaml --checkpoint models/checkpoint.pth"
     " --example-data data/test.npz --train-metrics metrics/train.json --out models/model.pth",
     "predict": "--model models/model.pth --input points.csv",
+    "tune": "--trials 1 --params params.yaml --data data --space tune.yaml"
+    " --storage sqlite:///optuna.db",
 }
+# A valid search space for BASELINE (72 training rows, so batches of at most 72 with drop_last).
+TUNE_SPACE = """\
+study: {name: battery, seed: 1, pruner_startup_trials: 5, pruner_warmup_epochs: 1}
+space:
+  train.lr: {low: 0.01, high: 0.5, log: true}
+  train.batch_size: {choices: [8, 16]}
+"""
+
+
+def space(
+    entries: str,
+    study: str = "{name: s, seed: 1, pruner_startup_trials: 5, pruner_warmup_epochs: 1}",
+):
+    """A tune.yaml with these space entries (YAML flow text, one per line)."""
+    return text(f"study: {study}\nspace:\n" + "".join(f"  {e}\n" for e in entries.split(";")))
+
 
 # Bad params.yaml: (stage, edits to BASELINE as {dotted key: YAML text written verbatim} or the
 # whole file's text, fragment of the error). `validate` is the gate DVC runs before any stage
@@ -119,6 +137,7 @@ BAD_PARAMS = [
     # unknown choices
     ("validate", {"train.device": "tpu"}, "train.device is 'tpu'; expected auto, cpu, cuda or"),
     ("validate", {"train.strategy": "fsdp"}, "train.strategy is 'fsdp'; expected one of single"),
+    ("tune", {"train.strategy": "ddp"}, "params.yaml: train.strategy is 'ddp'; expected 'single'"),
     ("validate", {"train.optimizer": "lbfgs"}, "train.optimizer is 'lbfgs'; expected one of sgd"),
     ("validate", {"data.kind": "images"}, "data.kind is 'images'; expected one of toy, classif"),
     # contradictions between keys
@@ -309,6 +328,83 @@ BAD_FILES = [
     ("evaluate", "metrics/train.json", text("{"), "metrics/train.json: not JSON with mlflow_run"),
     ("predict", "points.csv", deleted(), "points.csv: file not found; expected a CSV"),
     ("predict", "points.csv", text("1,2\n"), "points.csv: data row 1 is '1,2'; expected 4 nu"),
+    # the search space of a study (tune.yaml)
+    ("tune", "tune.yaml", deleted(), "tune.yaml: file not found; expected a study's settings"),
+    ("tune", "tune.yaml", text("space: [\n"), "tune.yaml: not valid YAML at line 2"),
+    ("tune", "tune.yaml", text("space: {}\n"), "tune.yaml: top level is ['space']; expected"),
+    (
+        "tune",
+        "tune.yaml",
+        space("data.n_samples: {choices: [100, 200]}"),
+        "tune.yaml: space.data.n_samples is refused (it would change the data splits)",
+    ),
+    ("tune", "tune.yaml", space("seed: {low: 1, high: 9}"), "space.seed is refused (it would"),
+    (
+        "tune",
+        "tune.yaml",
+        space("train.log_every: {choices: [1, 2]}"),
+        "space.train.log_every is refused (it is not a params.yaml key that changes a trial's",
+    ),
+    (
+        "tune",
+        "tune.yaml",
+        space("train.lrr: {low: 0.1, high: 1}"),
+        "tune.yaml: unknown key 'train.lrr'; did you mean 'train.lr'?",
+    ),
+    (
+        "tune",
+        "tune.yaml",
+        space("train.lr: {low: 0, high: 1}"),
+        "tune.yaml: space.train.lr: train.lr is 0.0; expected a finite number above 0",
+    ),
+    (
+        "tune",
+        "tune.yaml",
+        space("train.lr: {low: 0.5, high: 0.1}"),
+        "space.train.lr: low 0.5 is not below high 0.1; expected low < high",
+    ),
+    (
+        "tune",
+        "tune.yaml",
+        space("train.epochs: {low: 1, high: 2.5}"),
+        "space.train.epochs bound is 2.5; expected whole numbers",
+    ),
+    (
+        "tune",
+        "tune.yaml",
+        space("train.lr: {high: 1}"),
+        "space.train.lr is {'high': 1}; expected {choices: [...]} or {low, high[, log]}",
+    ),
+    (
+        "tune",
+        "tune.yaml",
+        space("train.optimizer: {choices: [sgd, lbfgs]}"),
+        "space.train.optimizer.choices: train.optimizer is 'lbfgs'; expected one of sgd, adam",
+    ),
+    (
+        "tune",
+        "tune.yaml",
+        space("model.hidden: {choices: [[8, 4], [8, 0]]}"),
+        "space.model.hidden.choices: model.hidden is [8, 0]; expected a non-empty list",
+    ),
+    (
+        "tune",
+        "tune.yaml",
+        space("train.batch_size: {choices: [8, 500]}"),
+        "train.batch_size is 500 with drop_last, but each of 1 process(es) gets 72 training",
+    ),
+    (
+        "tune",
+        "tune.yaml",
+        space("train.lr: {low: 0.1, high: 1}", study="{name: s, seed: -1}"),
+        "tune.yaml: study is {'name': 's', 'seed': -1}; expected the keys name, seed, pruner_",
+    ),
+    (
+        "tune",
+        "data/val.npz",
+        data_split(features=np.ones((0, 4), np.float32), labels=np.zeros(0, np.int64)),
+        "data/val.npz: no validation rows; expected data.val_size above 0 in params.yaml",
+    ),
 ]
 
 
@@ -430,6 +526,7 @@ def valid_workspace(tmp_path_factory) -> Path:
     for stage in ("validate", "generate", "train", "evaluate", "export"):
         run(stage_command(stage), workspace, env=env)
     (workspace / "points.csv").write_text("x1,x2,x3,x4\n0.1,0.2,0.3,0.4\n")
+    (workspace / "tune.yaml").write_text(TUNE_SPACE)
     return workspace
 
 
@@ -533,6 +630,34 @@ def test_the_battery_is_sound(valid_workspace):
     # The driver rows of BAD_STORES hold only while these are not installed.
     for module in ("psycopg", "pg8000", "MySQLdb", "pymssql"):
         assert importlib.util.find_spec(module) is None, module
+
+
+def test_the_tune_battery_is_sound(workspace):
+    """The space the tune rows break runs a trial in the valid workspace."""
+    done = run(stage_command("tune"), workspace, env=stage_env(workspace))
+    assert "trial 0: val_accuracy" in done.stdout, done.stdout + done.stderr
+
+
+# Bad command lines of `pipeline.tune`: (arguments replacing --trials 1 ... --storage, error).
+BAD_TUNE_ARGS = [
+    ("--trials 0", "--trials is 0; expected 1 or more (or --best, --apply)"),
+    (
+        "--trials 1 --storage sqlite:///no/such/dir/optuna.db",
+        "--storage sqlite:///no/such/dir/optuna.db: cannot open (",
+    ),
+    (
+        "--trials 1 --storage postgresql://u:secret@127.0.0.1:1/optuna",
+        "--storage postgresql+psycopg2://u:***@127.0.0.1:1/optuna: cannot open (",
+    ),
+    ("--best --storage sqlite:///optuna.db", "study 'battery': not found in sqlite:///optuna.db"),
+]
+
+
+@pytest.mark.parametrize("args, fragment", BAD_TUNE_ARGS)
+def test_bad_tune_arguments_are_refused_with_one_line(workspace, args, fragment, monkeypatch):
+    fixed = "--params params.yaml --data data --space tune.yaml"
+    monkeypatch.setitem(STAGES, "tune", f"{fixed} {args}")
+    assert_refused(workspace, "tune", (fragment,))
 
 
 def test_a_bare_exponent_is_a_number(workspace):

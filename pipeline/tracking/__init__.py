@@ -8,6 +8,7 @@
 - stale:       runs left RUNNING by a process that died
 - spool:       a run's metric points on disk
 - sender:      the process that streams a spool into its run
+- study:       a study's parent run and nested trial runs; tags linking an experiment to a trial
 - replay, cli: `python -m pipeline.tracking replay` for what could not be sent
 """
 
@@ -33,18 +34,30 @@ from pipeline.tracking.sender import BATCH_LIMIT, Outbox, Sender, send
 from pipeline.tracking.spool import SPOOL_DIR, Spool
 from pipeline.tracking.stale import end_stale_runs, process_start, process_tags
 from pipeline.tracking.store_check import check_store
+from pipeline.tracking.study import (
+    LINK_VARIABLES,
+    NullStudyRun,
+    StudyRun,
+    TrialRun,
+    start_study_run,
+    study_link_tags,
+)
 
 __all__ = [
     "BATCH_LIMIT",
     "DEFAULT_EXPERIMENT",
+    "LINK_VARIABLES",
     "SPOOL_DIR",
     "Destination",
     "Interrupted",
+    "NullStudyRun",
     "NullTracker",
     "Outbox",
     "RunTracker",
     "Sender",
     "Spool",
+    "StudyRun",
+    "TrialRun",
     "check_store",
     "destination",
     "end_stale_runs",
@@ -58,5 +71,7 @@ __all__ = [
     "run_status",
     "send",
     "start_run",
+    "start_study_run",
+    "study_link_tags",
     "tracking_enabled",
 ]

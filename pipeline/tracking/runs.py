@@ -35,6 +35,7 @@ from pipeline.tracking.store import (
     warn,
 )
 from pipeline.tracking.store_check import check_store
+from pipeline.tracking.study import study_link_tags
 
 
 class NullTracker:
@@ -169,7 +170,9 @@ def start_run(params: dict[str, Any], tags: dict[str, str], run_name: str | None
             experiment,
             run_name=run_name or os.environ.get("DVC_EXP_NAME") or None,
             # The code that runs: in a queued experiment, the copy's commit and changed params.
-            tags={**git_tags(Path.cwd()), **dvc_tags(), **process_tags(), **tags},
+            # A study's trial reproduced with `dvc exp run` links back to it (study_link_tags).
+            tags={**git_tags(Path.cwd()), **dvc_tags(), **study_link_tags(), **process_tags()}
+            | tags,
         )
         tracker = RunTracker(client, run.info.run_id, dest)
         tracker.log_params(params)

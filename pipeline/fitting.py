@@ -1,0 +1,72 @@
+"""One training's setup and loop, shared by the train stage and the study's trials.
+
+A trial must reproduce what `dvc repro` trains for the same params, so both build the model,
+optimizer and loader here, in the same order from the same seed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from pipeline.data import Split, make_loader
+from pipeline.engine import FitResult, fit, make_optimizer
+from pipeline.model import Architecture, build_model
+from pipeline.params import Params
+
+# Validation runs in one pass of this many rows, in train's epochs and in trials alike.
+VAL_BATCH_SIZE = 1024
+
+
+def validation_loader(val_split: Split):
+    return make_loader(val_split, batch_size=VAL_BATCH_SIZE) if len(val_split) else None
+
+
+def architecture(params: Params, train_split: Split, val_split: Split) -> Architecture:
+    return Architecture(
+        num_inputs=train_split.features.shape[1],
+        hidden=params.model.hidden,
+        num_outputs=int(max(train_split.labels.max(), val_split.labels.max(initial=0))) + 1,
+    )
+
+
+@dataclass
+class Fitting:
+    """A model ready to train: call run() to fit it; `model` is the (possibly wrapped) module."""
+
+    arch: Architecture
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    sampler: object
+    loader: object
+    runtime: object
+    epochs: int
+
+    def run(self, *, on_batch=None, on_epoch=None) -> FitResult:
+        return fit(
+            self.model,
+            self.loader,
+            self.optimizer,
+            self.runtime.device,
+            self.epochs,
+            on_batch=on_batch,
+            on_epoch=on_epoch,
+            before_epoch=lambda epoch: self.runtime.start_epoch(self.sampler, epoch),
+            reduce_loss=self.runtime.reduce_loss,
+        )
+
+
+def prepare(*, params: Params, train_split: Split, val_split: Split, runtime) -> Fitting:
+    """Seed, build the model and optimizer, then the loader (which draws its shuffles)."""
+    cfg = params.train
+    arch = architecture(params, train_split, val_split)
+    # The notebook's order: seed, build the model, then let the loader draw its shuffles.
+    torch.manual_seed(params.seed)
+    model = runtime.wrap(build_model(arch).to(runtime.device))
+    optimizer = make_optimizer(cfg.optimizer, model.parameters(), cfg.lr)
+    sampler = runtime.sampler(train_split, cfg.shuffle, params.seed, cfg.drop_last)
+    loader = make_loader(
+        train_split, cfg.batch_size, cfg.shuffle, cfg.drop_last, cfg.num_workers, sampler
+    )
+    return Fitting(arch, model, optimizer, sampler, loader, runtime, cfg.epochs)

@@ -1,0 +1,67 @@
+"""A trial's training: one configuration fitted in this process on the pipeline's own splits,
+validated after every epoch. The test split is never read here."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from pipeline.data import Split, load_split
+from pipeline.distributed import Runtime
+from pipeline.engine import evaluate_loss_accuracy
+from pipeline.errors import InputError
+from pipeline.fitting import prepare, validation_loader
+from pipeline.params import Params
+
+# on_validation(epoch, val_loss, val_accuracy): 0-based epoch; it may raise to stop the trial.
+ValidationCallback = Callable[[int, float, float], None]
+
+
+class Diverged(Exception):
+    """The training loss became NaN or infinite: the configuration cannot be scored."""
+
+
+def load_splits(data_dir: Path) -> tuple[Split, Split]:
+    """data/train.npz and data/val.npz as `generate` wrote them; a study needs a validation set."""
+    train_path, val_path = data_dir / "train.npz", data_dir / "val.npz"
+    train_split, val_split = load_split(train_path), load_split(val_path)
+    if not len(val_split):
+        raise InputError(
+            f"{val_path}: no validation rows; expected data.val_size above 0 in params.yaml "
+            "(then `dvc repro generate`): a study scores trials on validation, never on test"
+        )
+    if val_split.features.shape[1] != train_split.features.shape[1]:
+        raise InputError(
+            f"{val_path}: {val_split.features.shape[1]} features; expected "
+            f"{train_split.features.shape[1]} as in {train_path}"
+        )
+    return train_split, val_split
+
+
+def fit_trial(
+    *,
+    params: Params,
+    train_split: Split,
+    val_split: Split,
+    device: torch.device,
+    on_validation: ValidationCallback,
+) -> tuple[float, float]:
+    """Train as the train stage does for `params`; the last epoch's (val_loss, val_accuracy)."""
+    fitting = prepare(
+        params=params, train_split=train_split, val_split=val_split, runtime=Runtime(device)
+    )
+    val_loader = validation_loader(val_split)
+    last: list[tuple[float, float]] = []
+
+    def on_epoch(epoch: int, epoch_loss: float) -> None:
+        if not math.isfinite(epoch_loss):
+            raise Diverged(f"training loss is {epoch_loss} in epoch {epoch + 1}")
+        val_loss, val_accuracy = evaluate_loss_accuracy(fitting.model, val_loader, device)
+        last[:] = [(val_loss, val_accuracy)]
+        on_validation(epoch, val_loss, val_accuracy)
+
+    fitting.run(on_epoch=on_epoch)
+    return last[0]

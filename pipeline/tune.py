@@ -1,0 +1,319 @@
+"""`python -m pipeline.tune`: search hyperparameters with an Optuna study.
+
+Trials train in this process on the pipeline's own splits (no process start-up per trial) and are
+scored on validation accuracy (ties: validation loss); a median pruner stops unpromising ones.
+The study lives in Optuna's RDB storage (a SQLite file beside the MLflow store by default, or
+PostgreSQL), so reruns and other processes with the same name and storage add to one study.
+MLflow shows one parent run per invocation and a nested run per trial (pipeline.tracking.study).
+The only module that imports optuna.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import signal
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import optuna
+import torch
+from optuna.trial import TrialState
+
+from pipeline import tracking
+from pipeline.distributed import choose_device
+from pipeline.errors import InputError, exits_cleanly
+from pipeline.lifeline import popen_tied
+from pipeline.params import Params, load_params, read_yaml, with_values
+from pipeline.search_space import DEFAULT_PATH, Choice, StudyConfig, load_space
+from pipeline.study_storage import missing_sqlite_file, shown, storage_url
+from pipeline.trial_fit import fit_trial, load_splits
+from pipeline.tune_command import dvc_exp_run, format_best
+
+
+def open_study(*, storage: str, name: str, config: StudyConfig, create: bool) -> optuna.Study:
+    """The study of this name, created on first use; its sampler is seeded from the study's seed
+    plus the trials it holds, so a resumed single-worker study goes on rather than repeats."""
+    pruner = optuna.pruners.MedianPruner(
+        n_startup_trials=config.pruner_startup_trials, n_warmup_steps=config.pruner_warmup_epochs
+    )
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # each trial prints its own line
+    missing = missing_sqlite_file(storage)
+    if not create and missing:
+        # Opening would create an empty storage file just to find no study in it.
+        raise InputError(f"study {name!r}: not found in {storage} ({missing} does not exist)")
+    try:
+        if create:
+            study = optuna.create_study(
+                storage=storage, study_name=name, direction="maximize", load_if_exists=True
+            )
+        else:
+            study = optuna.load_study(storage=storage, study_name=name)
+    except KeyError:
+        raise InputError(
+            f"study {name!r}: not found in {shown(storage)}; run a study first"
+        ) from None
+    except Exception as exc:  # SQLAlchemy and driver errors of every kind: one line, exit 2
+        reason = str(exc).splitlines()[0][:200]
+        raise InputError(
+            f"--storage {shown(storage)}: cannot open ({reason}); "
+            "expected sqlite:///path or postgresql://user:password@host:port/database"
+        ) from None
+    study.sampler = optuna.samplers.TPESampler(seed=config.seed + len(study.trials))
+    study.pruner = pruner
+    return study
+
+
+def suggest(trial: optuna.Trial, config: StudyConfig) -> dict[str, Any]:
+    """One value per space entry; lists (model.hidden) are stored as JSON text in Optuna."""
+    values = {}
+    for entry in config.space:
+        if isinstance(entry, Choice):
+            labels = [_label(choice) for choice in entry.choices]
+            values[entry.key] = _value(trial.suggest_categorical(entry.key, labels))
+        elif entry.whole:
+            values[entry.key] = trial.suggest_int(entry.key, entry.low, entry.high, log=entry.log)
+        else:
+            values[entry.key] = trial.suggest_float(entry.key, entry.low, entry.high, log=entry.log)
+    return values
+
+
+def _label(choice: Any) -> Any:
+    return json.dumps(list(choice)) if isinstance(choice, tuple | list) else choice
+
+
+def _value(label: Any) -> Any:
+    return json.loads(label) if isinstance(label, str) and label.startswith("[") else label
+
+
+def run_trials(*, study, config, base: Params, splits: tuple, n_trials: int, study_run) -> None:
+    """Add n_trials to the study; splits: (train, val) as load_splits gives them."""
+    device = choose_device(base.train.device)
+    one_thread_per_worker(device)
+    for _ in range(n_trials):
+        trial = study.ask()
+        try:
+            state = _set_up_and_run(study, trial, config, base, splits, device, study_run)
+        except BaseException:
+            # Bad params, an interruption or a store error between trials: never left RUNNING.
+            study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+            raise
+        if state == TrialState.COMPLETE:
+            study_run.log_best(best_trial(study).value, step=trial.number)
+
+
+def _set_up_and_run(study, trial, config, base, splits, device, study_run) -> TrialState:
+    params = with_values(base, suggest(trial, config), source=f"trial {trial.number}")
+    trial_run = study_run.trial(trial.number, params.flat())
+    trial.set_user_attr("mlflow_run_id", trial_run.run_id)
+    trial.set_user_attr("mlflow_parent_run_id", study_run.run_id)
+    trial.set_user_attr("epochs_planned", params.train.epochs)
+    return _run_one(
+        study,
+        trial,
+        trial_run,
+        params=params,
+        device=device,
+        train_split=splits[0],
+        val_split=splits[1],
+    )
+
+
+def one_thread_per_worker(device) -> None:
+    """Trials on the CPU train on one thread: the MLP is too small for torch's intra-op threads
+    to pay, and on a busy 2-core machine they made a default trial take 23.6 s instead of 1.0 s.
+    More cores: start more workers. An explicit OMP_NUM_THREADS is the user's choice and stays.
+    """
+    if device.type == "cpu" and "OMP_NUM_THREADS" not in os.environ:
+        torch.set_num_threads(1)
+
+
+def _run_one(study, trial, trial_run, **fit_args) -> TrialState:
+    """Fit one trial and tell Optuna and MLflow how it ended; only an interruption escapes."""
+
+    def on_validation(epoch: int, val_loss: float, val_accuracy: float) -> None:
+        trial_run.log_validation(epoch, val_loss, val_accuracy)
+        trial.report(val_accuracy, epoch)
+        if trial.should_prune():
+            raise optuna.TrialPruned(f"pruned after epoch {epoch + 1}: val_accuracy {val_accuracy}")
+
+    try:
+        val_loss, val_accuracy = fit_trial(on_validation=on_validation, **fit_args)
+    except optuna.TrialPruned as pruned:
+        return _end(study, trial, trial_run, TrialState.PRUNED, str(pruned))
+    except KeyboardInterrupt:
+        _end(study, trial, trial_run, TrialState.FAIL, "interrupted", interrupted=True)
+        raise
+    except Exception as exc:  # Diverged (NaN loss) or any error: the study goes on
+        return _end(study, trial, trial_run, TrialState.FAIL, f"{type(exc).__name__}: {exc}")
+    trial.set_user_attr("val_loss", val_loss)
+    study.tell(trial, val_accuracy)
+    trial_run.end("COMPLETE")
+    print(f"trial {trial.number}: val_accuracy {val_accuracy:.4f} val_loss {val_loss:.4f}")
+    return TrialState.COMPLETE
+
+
+def _end(study, trial, trial_run, state: TrialState, note: str, interrupted=False) -> TrialState:
+    study.tell(trial, state=state)
+    trial_run.end(state.name, interrupted=interrupted, note=note)
+    print(f"trial {trial.number}: {state.name.lower()} ({note})")
+    return state
+
+
+def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial:
+    """Highest validation accuracy; among equals, the lowest validation loss."""
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if not complete:
+        raise InputError(f"study {study.study_name!r}: no completed trial yet; run more trials")
+    return max(complete, key=lambda t: (t.value, -t.user_attrs.get("val_loss", float("inf"))))
+
+
+def epochs_saved_by_pruning(study: optuna.Study) -> tuple[int, int]:
+    """(epochs trained, epochs the finished and pruned trials would have trained unpruned)."""
+    done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+    trained = sum(len(t.intermediate_values) for t in done)
+    return trained, sum(t.user_attrs.get("epochs_planned", 0) for t in done)
+
+
+def log_pictures(study: optuna.Study, study_run) -> None:
+    """The optimization history and, once two trials have finished, the params' importances."""
+    from optuna.visualization import matplotlib as plots
+
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if not complete or study_run.run_id is None:
+        return
+    with warnings.catch_warnings(), tempfile.TemporaryDirectory() as tmp:
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        pictures = {"optimization_history.png": plots.plot_optimization_history(study)}
+        if len(complete) >= 2:
+            pictures["param_importances.png"] = plots.plot_param_importances(study)
+        paths = []
+        for name, axes in pictures.items():
+            paths.append(Path(tmp) / name)
+            axes.figure.savefig(paths[-1], bbox_inches="tight")
+        study_run.log_files(paths, "study")
+
+
+def enqueue(study: optuna.Study, config: StudyConfig, base: Params, path: Path) -> int:
+    """Configurations to try first (a YAML list of {key: value}), each validated."""
+    rows = read_yaml(path, expected="a list of configurations ({params key: value})")
+    keys = {entry.key for entry in config.space}
+    if (
+        not rows
+        or not isinstance(rows, list)
+        or not all(isinstance(r, dict) and set(r) == keys for r in rows)
+    ):
+        raise InputError(
+            f"{path}: holds {rows!r}; expected a non-empty list of mappings with the keys "
+            f"{', '.join(sorted(keys))}"
+        )
+    for number, row in enumerate(rows):
+        with_values(base, row, source=f"{path}: configuration {number + 1}")
+        study.enqueue_trial({key: _label(value) for key, value in row.items()})
+    return len(rows)
+
+
+def summary(study: optuna.Study) -> str:
+    counts = {state: len(study.get_trials(deepcopy=False, states=(state,))) for state in TrialState}
+    parts = [f"{counts[s]} {s.name.lower()}" for s in TrialState if counts[s]]
+    return f"study {study.study_name!r}: {len(study.trials)} trials ({', '.join(parts)})"
+
+
+def print_best(study: optuna.Study, config: StudyConfig) -> tuple[list[str], dict[str, str]]:
+    """The best trial's params and the `dvc exp run` that trains it; returns that command."""
+    best = best_trial(study)
+    values = {entry.key: _value(best.params[entry.key]) for entry in config.space}
+    command, link = dvc_exp_run(study.study_name, best.number, values, best.user_attrs)
+    print(format_best(best.number, best.value, best.user_attrs.get("val_loss"), values))
+    print(shlex.join([*(f"{k}={v}" for k, v in link.items()), *command]))
+    return command, link
+
+
+@exits_cleanly
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=0, help="trials this process adds")
+    parser.add_argument("--storage", help="Optuna RDB URL (default: sqlite:///<repo>/optuna.db)")
+    parser.add_argument("--study", help="study name (default: study.name in the space file)")
+    parser.add_argument("--space", type=Path, default=DEFAULT_PATH)
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--data", type=Path, default=Path("data"))
+    parser.add_argument("--enqueue", type=Path, help="YAML list of configurations to try first")
+    parser.add_argument("--best", action="store_true", help="print the best trial's dvc command")
+    parser.add_argument("--apply", action="store_true", help="run that command")
+    args = parser.parse_args(argv)
+    if args.trials < 0 or not (args.trials or args.best or args.apply):
+        raise InputError(f"--trials is {args.trials}; expected 1 or more (or --best, --apply)")
+    base = load_params(args.params)
+    if base.train.strategy != "single":
+        raise InputError(
+            f"{args.params}: train.strategy is {base.train.strategy!r}; expected 'single' "
+            "(trials train in the tuning process)"
+        )
+    config = load_space(args.space, base)
+    # Bad data stops here, before the study or its MLflow run exists.
+    splits = load_splits(args.data) if args.trials else None
+    name, storage = args.study or config.name, storage_url(args.storage)
+    study = open_study(storage=storage, name=name, config=config, create=bool(args.trials))
+    if args.trials:
+        code = _optimize(study, config, base, splits, args)
+        if code:
+            return code
+    if args.best or args.apply:
+        command, link = print_best(study, config)
+        if args.apply:
+            return _run_tied(command, env={**os.environ, **link})
+    return 0
+
+
+def _run_tied(command: list[str], env: dict[str, str]) -> int:
+    """Run `dvc exp run` so that it ends with this process however this one ends (it runs in a
+    session of its own, so a Ctrl-C here is passed on)."""
+    process = popen_tied(command, env=env)
+    try:
+        return process.wait()
+    except KeyboardInterrupt:
+        process.send_signal(signal.SIGINT)
+        process.wait()
+        raise
+
+
+def _optimize(study, config: StudyConfig, base: Params, splits: tuple, args) -> int:
+    if args.enqueue:
+        enqueue(study, config, base, args.enqueue)
+    settings = {"study.name": study.study_name, "study.storage": shown(storage_url(args.storage))}
+    settings |= {f"space.{e.key}": _describe(e) for e in config.space}
+    study_run = tracking.start_study_run(study.study_name, settings)
+    try:
+        with tracking.run_status(study_run):
+            run_trials(
+                study=study,
+                config=config,
+                base=base,
+                splits=splits,
+                n_trials=args.trials,
+                study_run=study_run,
+            )
+            log_pictures(study, study_run)
+    except KeyboardInterrupt as exc:
+        name, code = ("SIGTERM", 143) if isinstance(exc, tracking.Interrupted) else ("SIGINT", 130)
+        print(f"error: study interrupted by {name}; rerun to resume it", file=sys.stderr)
+        return code
+    print(summary(study))
+    return 0
+
+
+def _describe(entry) -> str:
+    if isinstance(entry, Choice):
+        return "choices " + json.dumps([_label(c) for c in entry.choices])
+    kind = "int" if entry.whole else "float"
+    return f"{kind} [{entry.low}, {entry.high}]{' log' if entry.log else ''}"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
