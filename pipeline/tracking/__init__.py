@@ -3,11 +3,14 @@
 - destination: where to track (store URI, experiment, repository root) and the git/DVC tags
 - store:       opening the store, reachability, lock retries, refused credentials
 - runs:        a run's lifecycle: trackers, start/resume, FINISHED/FAILED/KILLED
-- models:      the logged MLflow PyTorch model and its registration
+- models:      the run's logged MLflow model, once per run
+- served_model: that model, a pyfunc answering probabilities with named columns
+- registry:    versions and their tags, the aliases champion and previous, downloads
+- ui:          links into the MLflow UI that land on the runs (Model training view)
 - stale:       runs left RUNNING by a process that died
 - spool:       a run's metric points on disk
 - sender:      the process that streams a spool into its run
-- replay, cli: `python -m pipeline.tracking replay` for what could not be sent
+- replay, cli: `python -m pipeline.tracking replay` for what could not be sent, `ui-link`
 """
 
 from pipeline.errors import Interrupted
@@ -18,23 +21,25 @@ from pipeline.tracking.destination import (
     repo_root,
     tracking_enabled,
 )
+from pipeline.tracking.registry import promote
 from pipeline.tracking.replay import replay
 from pipeline.tracking.runs import (
     NullTracker,
     RunTracker,
     recorded_run_id,
     resume_run,
-    run_page,
     run_status,
     start_run,
 )
 from pipeline.tracking.sender import BATCH_LIMIT, Outbox, Sender, send
 from pipeline.tracking.spool import SPOOL_DIR, Spool
 from pipeline.tracking.stale import end_stale_runs, process_start, process_tags
+from pipeline.tracking.ui import DEFAULT_UI, experiment_page, run_links, runs_page
 
 __all__ = [
     "BATCH_LIMIT",
     "DEFAULT_EXPERIMENT",
+    "DEFAULT_UI",
     "SPOOL_DIR",
     "Destination",
     "Interrupted",
@@ -45,14 +50,17 @@ __all__ = [
     "Spool",
     "destination",
     "end_stale_runs",
+    "experiment_page",
     "process_start",
     "process_tags",
+    "promote",
     "recorded_run_id",
     "replay",
     "repo_root",
     "resume_run",
-    "run_page",
+    "run_links",
     "run_status",
+    "runs_page",
     "send",
     "start_run",
     "tracking_enabled",
