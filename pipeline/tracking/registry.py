@@ -72,7 +72,7 @@ def promote(run_id: str, name: str) -> tuple[str, list[Move]]:
     """Make the run's version (registered first if need be) @champion; the previous champion
     becomes @previous. Returns the version and what moved (nothing when it was champion)."""
     client = open_client(destination())
-    version = register(client, run_id, name).version
+    version = str(register(client, run_id, name).version)
     champion = _version_with_alias(client, name, CHAMPION)
     if champion == version:
         return version, []
@@ -88,7 +88,7 @@ def _version_with_alias(client, name: str, alias: str) -> str | None:
     from mlflow.exceptions import MlflowException
 
     try:
-        return retry_locked(client.get_model_version_by_alias, name, alias).version
+        return str(retry_locked(client.get_model_version_by_alias, name, alias).version)
     except MlflowException:
         return None
 

@@ -4,7 +4,8 @@ Not the pickled module (mlflow.pytorch): what `mlflow models serve`, `mlflow.pyf
 and `pipeline.predict --model models:/...` read is the same plain state_dict the pipeline writes,
 loaded with weights_only=True through pipeline.checkpoint. The answer is a table with named
 columns: the softmax probability of each class (`prob_<class>`), then the predicted `class`.
-Serving needs the project installed in its environment (`--env-manager local`).
+Serving needs the project installed in its environment (`--env-manager local`). The model is
+logged "from code" (served_model_code.py), so loading it unpickles nothing either.
 """
 
 from __future__ import annotations
@@ -43,9 +44,9 @@ def probabilities_table(model, arch, rows):
         raise MlflowException.invalid_parameter_value(
             f"missing feature columns {missing}; expected the columns {list(arch.features)}"
         )
-    features = rows[list(arch.features)].to_numpy(dtype=np.float32)
+    features = torch.tensor(rows[list(arch.features)].to_numpy(dtype=np.float32))
     with torch.no_grad():
-        probabilities = torch.softmax(model(torch.from_numpy(features)), dim=1).numpy()
+        probabilities = torch.softmax(model(features), dim=1).numpy()
     table = pd.DataFrame(
         probabilities.astype(np.float64), columns=[f"prob_{c}" for c in arch.classes]
     )
@@ -68,7 +69,7 @@ def log_model(state_path: Path, example_rows):
         shutil.copy(checkpoint.architecture_path(state_path), scratch)
         return mlflow.pyfunc.log_model(
             name="model",
-            python_model=MLPClassifier(),
+            python_model=str(Path(__file__).with_name("served_model_code.py")),
             artifacts={"state_dict": str(state), "architecture": str(state.with_suffix(".json"))},
             signature=signature,
             input_example=example,
