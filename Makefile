@@ -7,6 +7,11 @@ BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 # Any tracking server's variables stay the user's own; by default the embedded store is used.
 UI_PORT ?= 5000
+# The experiment's runs in the Model training view (MLflow 3 opens experiments on GenAI traces);
+# the UI's front page if that cannot be told.
+UI_LINK = $(BIN)/python -m pipeline.tracking ui-link --ui http://127.0.0.1:$(UI_PORT) \
+	--tracking-uri "sqlite:///$(CURDIR)/mlflow.db"
+UI_LINK_OR_HOME = 2>/dev/null || echo http://127.0.0.1:$(UI_PORT)
 # `make server`: the team's tracking server (README, "Team setup"); e.g. SERVER_ARGS=--basic-auth
 SERVER_PORT ?= 5050
 SERVER_DIR ?= $(CURDIR)/.team
@@ -39,7 +44,7 @@ run: $(VENV)/.installed
 	@echo "Model:    models/model.pth (state_dict) + models/model.json (architecture)"
 	@echo "Metrics:  metrics/train.json, metrics/eval.json   (dvc metrics show)"
 	@echo "Plots:    plots/                                   (dvc plots show)"
-	@echo "Runs:     make ui, then open http://127.0.0.1:$(UI_PORT)"
+	@echo "Runs:     make ui, then open $$($(UI_LINK) --charts $(UI_LINK_OR_HOME))"
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
@@ -49,6 +54,7 @@ test: lint
 	$(BIN)/python -m pytest
 
 ui: $(VENV)/.installed
+	@echo "Runs: $$($(UI_LINK) $(UI_LINK_OR_HOME))"
 	$(BIN)/mlflow ui --backend-store-uri "sqlite:///$(CURDIR)/mlflow.db" \
 		--host 127.0.0.1 --port $(UI_PORT)
 

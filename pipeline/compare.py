@@ -7,6 +7,7 @@ set) and only the chosen experiment's test accuracy is shown, with both ways bac
 experiment to apply and its MLflow run.
 
     python -m pipeline.compare            # experiments of HEAD, as `dvc exp show` lists them
+    python -m pipeline.compare --promote  # and the chosen one's model becomes @champion
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 
 from pipeline import tracking
 from pipeline.errors import InputError, exits_cleanly
+from pipeline.params import ExportParams
 
 TRAIN_METRICS = "metrics/train.json"
 EVAL_METRICS = "metrics/eval.json"
@@ -65,8 +67,9 @@ def ranked(found: list[Experiment]) -> list[Experiment]:
     return sorted(found, key=lambda e: (-e.val_accuracy, e.val_loss, e.name))
 
 
-def report(order: list[Experiment], run_page: str | None) -> str:
-    """The ranking (params that differ, validation figures, run ids), then the chosen one."""
+def report(order: list[Experiment], links: list[str]) -> str:
+    """The ranking (params that differ, validation figures, run ids), then the chosen one and
+    `links` to it (its run, the experiment's runs)."""
     varying = [key for key in order[0].params if len({str(e.params.get(key)) for e in order}) > 1]
     header = ["experiment", *varying, "val_accuracy", "val_loss", "mlflow_run_id"]
     rows = [
@@ -83,8 +86,7 @@ def report(order: list[Experiment], run_page: str | None) -> str:
         f"  test_accuracy {test}",
         f"  dvc exp apply {best.name}",
     ]
-    if run_page:
-        lines.append(f"  {run_page}")
+    lines += [f"  {link}" for link in links]
     return "\n".join(lines)
 
 
@@ -123,7 +125,12 @@ def exp_show() -> list[dict]:
 @exits_cleanly
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--ui", default="http://127.0.0.1:5000", help="MLflow UI (make ui)")
+    parser.add_argument("--ui", default=tracking.DEFAULT_UI, help="MLflow UI (make ui)")
+    parser.add_argument(
+        "--promote",
+        action="store_true",
+        help="make the chosen experiment's model @champion in the registry (@previous: the last)",
+    )
     args = parser.parse_args(argv)
     found = experiments(exp_show())
     if not found:
@@ -132,9 +139,26 @@ def main(argv: list[str] | None = None) -> int:
             "data.val_size > 0 (a validation split) first"
         )
     order = ranked(found)
-    page = tracking.run_page(order[0].run_id, args.ui) if order[0].run_id else None
-    print(report(order, page))
+    chosen_links = tracking.run_links(order[0].run_id, args.ui) if order[0].run_id else []
+    print(report(order, chosen_links))
+    if args.promote:
+        print(promotion(order[0]))
     return 0
+
+
+def promotion(chosen: Experiment) -> str:
+    """Promote the chosen experiment's model in the registry; the lines say what moved."""
+    if not chosen.run_id:
+        raise InputError(
+            f"experiment {chosen.name}: {TRAIN_METRICS} has no mlflow_run_id (trained with "
+            "PIPELINE_TRACKING=0); expected a tracked run to promote"
+        )
+    name = chosen.params.get("export.model_name") or ExportParams().model_name
+    version, moves = tracking.promote(chosen.run_id, name)
+    if not moves:
+        return f"\n{name} version {version} is @champion already; nothing moved"
+    moved = [f"  {name} {move}" for move in moves]
+    return "\n".join(["", f"promoted {chosen.name} (run {chosen.run_id}):", *moved])
 
 
 if __name__ == "__main__":

@@ -6,8 +6,6 @@ import argparse
 import sys
 from pathlib import Path
 
-import torch
-
 from pipeline import checkpoint, tracking
 from pipeline.data import load_split
 from pipeline.errors import exits_cleanly
@@ -25,13 +23,13 @@ def run(
     model_path: Path,
 ) -> Path:
     model, arch = checkpoint.load(checkpoint_path)
-    example = torch.from_numpy(load_split(example_data).features[:INPUT_EXAMPLE_ROWS])
+    example = load_split(example_data).features[:INPUT_EXAMPLE_ROWS]
     tracker = tracking.resume_run(tracking.recorded_run_id(train_metrics))
     with tracking.run_status(tracker):
         checkpoint.save(model, arch, model_path)
         tracker.log_artifact(model_path, "state_dict")
         tracker.log_artifact(checkpoint.architecture_path(model_path), "state_dict")
-        tracker.log_pytorch_model(model, example, export.model_name if export.register else None)
+        tracker.log_model(model_path, example, export.model_name if export.register else None)
     return model_path
 
 

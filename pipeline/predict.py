@@ -1,6 +1,7 @@
 """Predict classes for feature rows in a CSV: softmax probabilities, then the predicted class.
 
 python -m pipeline.predict --model models/model.pth --input points.csv [--output out.csv]
+python -m pipeline.predict --model models:/mlp-pipeline@champion --input points.csv
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ import argparse
 import csv
 import io
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -60,15 +63,32 @@ def to_csv(probabilities: np.ndarray, classes: np.ndarray, decimals: int) -> str
     return out.getvalue()
 
 
+@contextmanager
+def model_file(model: str) -> Iterator[Path]:
+    """A local state_dict path, or one downloaded from the registry for a models:/ URI."""
+    if not model.startswith("models:/"):
+        yield Path(model)
+        return
+    from pipeline.tracking import registry
+
+    with registry.downloaded(model) as path:
+        yield path
+
+
 @exits_cleanly
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, default=Path("models/model.pth"))
+    parser.add_argument(
+        "--model",
+        default="models/model.pth",
+        help="a state_dict beside its model.json, or models:/<name>@<alias> (or /<version>)",
+    )
     parser.add_argument("--input", type=Path, required=True)
     parser.add_argument("--output", type=Path, help="write the CSV here instead of stdout")
     parser.add_argument("--decimals", type=int, default=4, help="digits after the point")
     args = parser.parse_args(argv)
-    model, arch = checkpoint.load(args.model)
+    with model_file(args.model) as path:
+        model, arch = checkpoint.load(path)
     probabilities, classes = predict(model, read_rows(args.input, arch.num_inputs))
     text = to_csv(probabilities, classes, args.decimals)
     if args.output:

@@ -3,26 +3,17 @@
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from pathlib import Path
 
 import pytest
-from helpers import ROOT, project_files, run
+from helpers import copy_project
 
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     """A copy of the project in a fresh git repository, as a user's clone would be."""
-    repo = tmp_path / "repo"
-    for name in project_files():
-        target = repo / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / name, target)
-    run(["git", "init", "-q", "-b", "main"], repo)
-    run(["git", "add", "-A"], repo)
-    run(["git", "commit", "-q", "-m", "project copy"], repo)
-    return repo
+    return copy_project(tmp_path / "repo")
 
 
 @pytest.fixture

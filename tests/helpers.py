@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -115,6 +116,17 @@ def project_files() -> list[str]:
     # stray metrics from an older layout never travel either.
     generated = ("metrics/", "plots/loss.csv", "plots/confusion.csv", "dvc.lock")
     return [f for f in listed if (ROOT / f).is_file() and not f.startswith(generated)]
+
+
+def copy_project(repo: Path) -> Path:
+    """The project's files in a fresh git repository at `repo`, as a user's clone would be."""
+    for name in project_files():
+        target = repo / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, target)
+    run(["git", "init", "-q", "-b", "main"], repo)
+    commit_all(repo, "project copy")
+    return repo
 
 
 def commit_all(repo: Path, message: str) -> None:

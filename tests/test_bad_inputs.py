@@ -506,8 +506,8 @@ def flat_baseline() -> dict:
     return flat
 
 
-def stage_command(stage: str) -> list[str]:
-    return [sys.executable, "-m", f"pipeline.{stage}", *STAGES[stage].split()]
+def stage_command(stage: str, args: str | None = None) -> list[str]:
+    return [sys.executable, "-m", f"pipeline.{stage}", *(args or STAGES[stage]).split()]
 
 
 def stage_env(workspace: Path) -> dict[str, str]:
@@ -546,11 +546,15 @@ def snapshot(directory: Path) -> dict[str, bytes]:
 
 
 def assert_refused(
-    workspace: Path, stage: str, fragments: tuple[str, ...], env: dict | None = None
+    workspace: Path,
+    stage: str,
+    fragments: tuple[str, ...],
+    args: str | None = None,
+    env: dict | None = None,
 ) -> None:
     before = snapshot(workspace)
     done = subprocess.run(
-        stage_command(stage),
+        stage_command(stage, args),
         cwd=workspace,
         env=env or stage_env(workspace),
         capture_output=True,
@@ -613,6 +617,12 @@ def test_bad_tracking_stores_are_refused_with_one_line(workspace, mlflow_store, 
     if uri is not None:
         env["MLFLOW_TRACKING_URI"] = uri
     assert_refused(workspace, "train", tuple(fragments), env=env)
+
+
+def test_predict_from_a_registry_without_a_store_creates_none(workspace):
+    args = "--model models:/mlp-pipeline@champion --input points.csv"
+    fragment = "mlflow.db: no MLflow store there; expected a store holding the registry"
+    assert_refused(workspace, "predict", (fragment,), args)
 
 
 def test_params_missing_altogether(workspace):

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import mlflow
+import pytest
 from helpers import run
 
 from pipeline import tracking
@@ -79,8 +80,9 @@ def test_evaluate_reopening_a_run_takes_it_over(sqlite_store):
     assert client.get_run(run_.info.run_id).data.tags["process.pid"] == str(os.getpid())
 
 
-def test_compare_refuses_to_choose_without_validation_accuracy(project):
-    done = run([sys.executable, "-m", "pipeline.compare"], project, check=False)
+@pytest.mark.parametrize("promote", [[], ["--promote"]], ids=["compare", "promote"])
+def test_compare_refuses_to_choose_without_validation_accuracy(project, promote):
+    done = run([sys.executable, "-m", "pipeline.compare", *promote], project, check=False)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
         "error: no experiment has metrics/train.json:val_accuracy; run experiments with "

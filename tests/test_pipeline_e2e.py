@@ -6,7 +6,7 @@ import json
 import math
 
 import mlflow
-import numpy as np
+import pandas as pd
 import pytest
 import torch
 from helpers import (
@@ -80,9 +80,11 @@ def test_notebook_parity_through_dvc_and_mlflow(project):
     }
     mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
     pyfunc = mlflow.pyfunc.load_model(f"runs:/{run_id}/model")
-    logits = pyfunc.predict(np.asarray(TOY_TRAIN[0], dtype=np.float32))
-    assert np.asarray(logits).argmax(axis=1).tolist() == TOY_TRAIN[1]
-    assert pyfunc.metadata.signature is not None
+    answer = pyfunc.predict(pd.DataFrame(TOY_TRAIN[0], columns=["x0", "x1"]))
+    assert list(answer.columns) == ["prob_0", "prob_1", "class"]
+    assert answer["class"].tolist() == TOY_TRAIN[1]
+    assert answer[["prob_0", "prob_1"]].round(4).to_numpy().tolist() == NOTEBOOK_PROBABILITIES
+    assert pyfunc.metadata.signature.inputs.input_names() == ["x0", "x1"]
 
     (project / "points.csv").write_text("x1,x2\n" + "".join(f"{a},{b}\n" for a, b in TOY_TRAIN[0]))
     printed = run(

@@ -27,6 +27,7 @@ from pathlib import Path
 import dvc.api
 import mlflow
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import yaml
@@ -248,10 +249,15 @@ def test_dvc_repro_records_a_complete_run_on_the_server(team, project, tmp_path,
         mlflow.set_tracking_uri(team.url)
         pyfunc = mlflow.pyfunc.load_model(f"runs:/{run_id}/model")
     test = load_split(project / "data/test.npz")
-    model, _ = checkpoint.load(project / "models/model.pth")
+    model, arch = checkpoint.load(project / "models/model.pth")
     with torch.no_grad():
-        expected = model(torch.from_numpy(test.features)).numpy()
-    np.testing.assert_allclose(np.asarray(pyfunc.predict(test.features)), expected, rtol=1e-6)
+        expected = torch.softmax(model(torch.from_numpy(test.features)), dim=1).numpy()
+    rows = pd.DataFrame(test.features.astype(np.float64), columns=list(arch.features))
+    answer = pyfunc.predict(rows)
+    probabilities = [f"prob_{c}" for c in arch.classes]
+    assert list(answer.columns) == [*probabilities, "class"]
+    np.testing.assert_allclose(answer[probabilities].to_numpy(), expected, rtol=1e-6)
+    assert answer["class"].tolist() == expected.argmax(axis=1).tolist()
 
 
 def test_queued_sweep_with_two_workers_records_both_runs(team, project, tmp_path):

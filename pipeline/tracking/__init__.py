@@ -4,12 +4,15 @@
 - store:       opening the store, reachability, lock retries, refused credentials
 - store_check: a store URI (and SQLite file) MLflow cannot open, refused in one line, no MLflow
 - runs:        a run's lifecycle: trackers, start/resume, FINISHED/FAILED/KILLED
-- models:      the logged MLflow PyTorch model and its registration
+- models:      the run's logged MLflow model, once per run
+- served_model: that model, a pyfunc answering probabilities with named columns
+- registry:    versions and their tags, the aliases champion and previous, downloads
+- ui:          links into the MLflow UI that land on the runs (Model training view)
 - stale:       runs left RUNNING by a process that died
 - spool:       a run's metric points on disk
 - sender:      the process that streams a spool into its run
 - study:       a study's parent run and nested trial runs; tags linking an experiment to a trial
-- replay, cli: `python -m pipeline.tracking replay` for what could not be sent
+- replay, cli: `python -m pipeline.tracking replay` for what could not be sent, `ui-link`
 """
 
 from pipeline.errors import Interrupted
@@ -20,13 +23,13 @@ from pipeline.tracking.destination import (
     repo_root,
     tracking_enabled,
 )
+from pipeline.tracking.registry import promote
 from pipeline.tracking.replay import replay
 from pipeline.tracking.runs import (
     NullTracker,
     RunTracker,
     recorded_run_id,
     resume_run,
-    run_page,
     run_status,
     start_run,
 )
@@ -42,10 +45,12 @@ from pipeline.tracking.study import (
     start_study_run,
     study_link_tags,
 )
+from pipeline.tracking.ui import DEFAULT_UI, experiment_page, run_links, runs_page
 
 __all__ = [
     "BATCH_LIMIT",
     "DEFAULT_EXPERIMENT",
+    "DEFAULT_UI",
     "LINK_VARIABLES",
     "SPOOL_DIR",
     "Destination",
@@ -61,14 +66,17 @@ __all__ = [
     "check_store",
     "destination",
     "end_stale_runs",
+    "experiment_page",
     "process_start",
     "process_tags",
+    "promote",
     "recorded_run_id",
     "replay",
     "repo_root",
     "resume_run",
-    "run_page",
+    "run_links",
     "run_status",
+    "runs_page",
     "send",
     "start_run",
     "start_study_run",

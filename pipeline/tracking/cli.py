@@ -1,4 +1,5 @@
-"""`python -m pipeline.tracking`: replay kept spools; `send` is a training's sender process."""
+"""`python -m pipeline.tracking`: replay kept spools; `ui-link` prints where the runs are in the
+MLflow UI (`make run`, `make ui`); `send` is a training's sender process."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pipeline.tracking.destination import repo_root
 from pipeline.tracking.replay import replay
 from pipeline.tracking.sender import send
 from pipeline.tracking.spool import SPOOL_DIR
+from pipeline.tracking.ui import DEFAULT_UI, experiment_page
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,6 +34,12 @@ def _main(argv: list[str] | None) -> int:
     replay_command.add_argument(
         "--tracking-uri", default=None, help="send to this store instead of the recorded one"
     )
+    link_command = commands.add_parser("ui-link", help="the experiment's runs in the MLflow UI")
+    link_command.add_argument("--ui", default=DEFAULT_UI, help=f"the UI's address ({DEFAULT_UI})")
+    link_command.add_argument(
+        "--tracking-uri", default=None, help="the store the UI shows (default: where runs go)"
+    )
+    link_command.add_argument("--charts", action="store_true", help="the chart view")
     send_command = commands.add_parser("send", help="(internal) a training's sender process")
     send_command.add_argument("tracking_uri")
     args = parser.parse_args(argv)
@@ -41,6 +49,9 @@ def _main(argv: list[str] | None) -> int:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
+    if args.command == "ui-link":
+        print(experiment_page(args.ui, args.tracking_uri, args.charts))
+        return 0
     spool_dir = args.spool_dir or repo_root() / SPOOL_DIR
     lines = replay(spool_dir, args.tracking_uri) if spool_dir.is_dir() else []
     print("\n".join(lines) if lines else f"nothing to replay in {spool_dir}")

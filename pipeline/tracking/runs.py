@@ -58,7 +58,7 @@ class NullTracker:
     def log_artifact(self, path: Path | str, artifact_path: str | None = None) -> None:
         pass
 
-    def log_pytorch_model(self, model, input_example, registered_name: str | None) -> None:
+    def log_model(self, state_path: Path, example_rows, registered_name: str | None) -> None:
         pass
 
     def flush(self, timeout: float = 60.0) -> bool:
@@ -120,8 +120,8 @@ class RunTracker(NullTracker):
             return
         self.client.log_artifact(self.run_id, str(path), artifact_path)
 
-    def log_pytorch_model(self, model, input_example, registered_name: str | None) -> None:
-        models.log_model(self.client, self.run_id, model, input_example, registered_name)
+    def log_model(self, state_path: Path, example_rows, registered_name: str | None) -> None:
+        models.log_model(self.client, self.run_id, state_path, example_rows, registered_name)
 
     def end(self, status: str) -> None:
         """Set the run's final status and deliver every point (the sender drains the spool)."""
@@ -245,21 +245,6 @@ def _end_quietly(tracker: NullTracker, status: str) -> None:
 
 def _raise_interrupted(signum, frame) -> None:
     raise Interrupted(f"signal {signum}")
-
-
-def run_page(run_id: str, ui: str) -> str | None:
-    """The run's page in the MLflow UI at `ui`; None when the store does not know the run."""
-    from mlflow.exceptions import MlflowException
-
-    if not tracking_enabled():
-        return None
-    dest = destination()
-    check_store(dest.tracking_uri)
-    try:
-        experiment_id = open_client(dest).get_run(run_id).info.experiment_id
-    except MlflowException:
-        return None
-    return f"{ui.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
 
 
 # ---- the spool: a run's metric points on disk, and the process that sends them --------------

@@ -49,7 +49,7 @@ def store_client(tracking_uri: str):
 
 @contextlib.contextmanager
 def _store_creation_lock(tracking_uri: str) -> Iterator[None]:
-    path = _sqlite_path(tracking_uri)
+    path = sqlite_path(tracking_uri)
     if path is None:
         yield
         return
@@ -59,7 +59,7 @@ def _store_creation_lock(tracking_uri: str) -> Iterator[None]:
         yield
 
 
-def _sqlite_path(tracking_uri: str) -> Path | None:
+def sqlite_path(tracking_uri: str) -> Path | None:
     prefix = "sqlite:///"
     if not tracking_uri.startswith(prefix) or len(tracking_uri) == len(prefix):
         return None
