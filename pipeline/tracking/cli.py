@@ -1,4 +1,4 @@
-"""`python -m pipeline.tracking`: replay kept spools; `send` is a training's sender process."""
+"""`python -m pipeline.tracking`: replay kept spools; `agent` is a training's tracking agent."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from pathlib import Path
 
 from pipeline.tracking.destination import repo_root
 from pipeline.tracking.replay import replay
-from pipeline.tracking.sender import send
 from pipeline.tracking.spool import SPOOL_DIR
 
 
@@ -32,11 +31,13 @@ def _main(argv: list[str] | None) -> int:
     replay_command.add_argument(
         "--tracking-uri", default=None, help="send to this store instead of the recorded one"
     )
-    send_command = commands.add_parser("send", help="(internal) a training's sender process")
-    send_command.add_argument("tracking_uri")
+    agent_command = commands.add_parser("agent", help="(internal) a training's tracking agent")
+    agent_command.add_argument("root", type=Path, help="the repository root, for the spool")
     args = parser.parse_args(argv)
-    if args.command == "send":
-        code = send(args.tracking_uri)
+    if args.command == "agent":
+        from pipeline.tracking.agent_process import serve
+
+        code = serve(args.root)
         # The trainer waits for this exit: skip the interpreter's teardown of MLflow's modules.
         sys.stdout.flush()
         sys.stderr.flush()

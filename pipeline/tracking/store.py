@@ -146,7 +146,7 @@ def explains_refusal(open_run):
         try:
             return open_run(*args, **kwargs)
         except Exception as exc:
-            message = _refusal(exc)
+            message = refusal(exc)
             if message is None:
                 raise
             from pipeline.errors import InputError
@@ -156,7 +156,7 @@ def explains_refusal(open_run):
     return wrapper
 
 
-def _refusal(exc: Exception) -> str | None:
+def refusal(exc: Exception) -> str | None:
     """The one line for a 401 or 403 from the tracking server; None for any other error."""
     from mlflow.exceptions import MlflowException
 
