@@ -32,7 +32,7 @@ from pipeline.data import generate, make_loader
 from pipeline.engine import fit, make_optimizer
 from pipeline.model import Architecture, build_model
 from pipeline.params import build
-from pipeline.train import LossHistory, leave_a_core_to_the_sender
+from pipeline.training import LossHistory, leave_a_core
 
 # 25,000 samples, a fifth held out for test, no validation split: 20,000 training samples.
 DATA = {"n_samples": 25_000, "n_features": 50, "n_classes": 3, "test_size": 0.2, "val_size": 0.0}
@@ -85,7 +85,7 @@ def tracked(split, opening: list[float]) -> float:
     tracker = tracking.start_run(PARAMS.flat(), {"benchmark": "tracking"})
     opening.append(time.perf_counter() - start)
     threads = torch.get_num_threads()
-    leave_a_core_to_the_sender(torch.device("cpu"), tracker)  # as the train stage does
+    leave_a_core(torch.device("cpu"))  # as the train stage does
     seconds, losses = train(split, tracker)
     torch.set_num_threads(threads)
     client = mlflow.MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
