@@ -151,7 +151,10 @@ class Agent:
     def finish(self, delivered: bool) -> None:
         """Every point has been sent (or kept): the last samples, then the run's status."""
         if self.ending["op"] == "gone":
-            return  # no status: the trainer died; the next training marks the run KILLED
+            # No status: the trainer died; the next training's stale-run check marks it KILLED.
+            if delivered:
+                self.spool.remove()
+            return
         status, peak = self.ending["status"], self.ending.get("peak_memory_mb")
         if self.sampler is not None:
             self._log_points(self.sampler.sample())
