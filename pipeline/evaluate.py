@@ -1,4 +1,8 @@
-"""Stage `evaluate`: accuracy and per-class figures, logged into the training's MLflow run."""
+"""Stage `evaluate`: accuracy and per-class figures, logged into the training's MLflow run.
+
+As train does, main() starts the tracking agent before torch is imported (in run()), so that
+MLflow's import in the agent overlaps torch's here.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +11,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from pipeline import checkpoint, plots, tracking
+from pipeline import plots, tracking
 from pipeline.data import Split, load_split, make_loader
-from pipeline.engine import predict_proba
 from pipeline.errors import InputError, exits_cleanly
 from pipeline.files import write_json, write_text
 from pipeline.params import load_params
@@ -26,6 +28,8 @@ def run(
     metrics_path: Path,
     plots_dir: Path,
 ) -> dict:
+    from pipeline import checkpoint  # torch
+
     model, arch = checkpoint.load(checkpoint_path)
     splits = {name: load_split(data_dir / f"{name}.npz") for name in ("train", "test")}
     for name, split in splits.items():
@@ -35,7 +39,7 @@ def run(
                 f"{checkpoint_path} expects {arch.num_inputs}"
             )
     predicted = {name: _predict(model, split, batch_size) for name, split in splits.items()}
-    tracker = tracking.resume_run(tracking.recorded_run_id(train_metrics))
+    tracker = tracking.resume_run(tracking.recorded_run_id(train_metrics), stream=True)
     with tracking.run_status(tracker):
         report = _report(splits, predicted, arch.num_outputs)
         matrix = np.asarray(report.pop("confusion_matrix"))
@@ -53,6 +57,10 @@ def run(
 
 
 def _predict(model, split: Split, batch_size: int) -> np.ndarray:
+    import torch
+
+    from pipeline.engine import predict_proba
+
     loader = make_loader(split, batch_size)
     return predict_proba(model, loader, torch.device("cpu")).argmax(dim=1).numpy()
 
@@ -104,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plots", type=Path, default=Path("plots"))
     args = parser.parse_args(argv)
     params = load_params(args.params)
+    if tracking.recorded_run_id(args.train_metrics):
+        tracking.prepare_tracking()
     report = run(
         batch_size=params.evaluate.batch_size,
         data_dir=args.data,

@@ -20,6 +20,7 @@ import os
 import select
 import sys
 import time
+import traceback
 from pathlib import Path
 
 from pipeline.tracking.destination import Destination, destination, dvc_tags, git_tags
@@ -72,6 +73,8 @@ class Agent:
             run_id = self._start(message) if message["op"] == "start" else self._resume(message)
         except Exception as exc:
             explained = refusal(exc)
+            if not explained:
+                traceback.print_exc()  # an unexpected failure: its whole story, on stderr
             self.reply({"error": explained or _first_line(exc), "input": bool(explained)})
             return False
         self.spool = Spool.create(self.root / SPOOL_DIR, run_id, self.dest.tracking_uri)
@@ -148,11 +151,14 @@ class Agent:
             self._log_points(self.sampler.due())
         return False
 
-    def finish(self, delivered: bool) -> None:
-        """Every point has been sent (or kept): the last samples, then the run's status."""
+    def finish(self, delivered: bool, streamed: bool) -> None:
+        """Every point has been sent (or kept): the last samples, then the run's status.
+
+        `streamed`: this agent sent the spool; else another one does and removes it.
+        """
         if self.ending["op"] == "gone":
             # No status: the trainer died; the next training's stale-run check marks it KILLED.
-            if delivered:
+            if delivered and streamed:
                 self.spool.remove()
             return
         status, peak = self.ending["status"], self.ending.get("peak_memory_mb")
@@ -166,12 +172,12 @@ class Agent:
                 retry_locked(self.client.set_terminated, self.spool.run_id, status=status)
             except Exception as exc:
                 reason = _first_line(exc)
-        self._report(status, delivered, reason)
+        self._report(status, delivered, reason, streamed)
 
-    def _report(self, status: str, delivered: bool, reason: str | None) -> None:
+    def _report(self, status: str, delivered: bool, reason: str | None, streamed: bool) -> None:
         run_id = self.spool.run_id
         kept = f"its unsent metric points are kept in {self.spool.points}"
-        if delivered:
+        if delivered and streamed:
             self.spool.remove()
         if reason is not None:
             self.spool.keep_status(status)  # for replay to set
@@ -209,7 +215,7 @@ def serve(root: Path) -> int:
         sender.client = agent.client
         # Another agent streams this spool (DDP: the launcher's, for the same run): only serve.
         delivered = sender.run() if ours else _serve_only(agent)
-        agent.finish(delivered)
+        agent.finish(delivered, streamed=ours)
     return 0
 
 

@@ -146,11 +146,12 @@ def recorded_run_id(train_metrics: Path | str) -> str | None:
         raise InputError(f"{path}: not JSON with mlflow_run_id; rerun the train stage") from None
 
 
-def resume_run(run_id: str | None, stream: bool = False):
+def resume_run(run_id: str | None, stream: bool = False, system_metrics: bool = False):
     """Reopen the training's run so evaluate and export log into it.
 
-    `stream`: a training in the run its launcher opened (DDP's rank 0): through the tracking
-    agent, as start_run, with this node's system metrics.
+    `stream`: through the tracking agent, as start_run (evaluate; DDP's rank 0 training in the
+    run its launcher opened), with this node's system metrics if `system_metrics`. Without it
+    this process writes to the store itself (export, which logs the model object).
     """
     if not tracking_enabled() or not run_id:
         return NullTracker()
@@ -163,7 +164,7 @@ def resume_run(run_id: str | None, stream: bool = False):
             "op": "resume",
             "run_id": run_id,
             "tags": process_tags(),
-            "system_metrics": system_metrics_enabled(),
+            "system_metrics": system_metrics and system_metrics_enabled(),
             "node": socket.gethostname(),
         }
         return open_streaming_run(take_agent(root), message)

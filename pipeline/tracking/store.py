@@ -42,7 +42,7 @@ def store_client(tracking_uri: str):
     # processes doing that at once (DVC queue workers, a trainer and its sender) race MLflow's
     # migration and one fails: the first creates it while the others wait, then find it there.
     with _store_creation_lock(tracking_uri):
-        client = mlflow.MlflowClient(tracking_uri)
+        client = retry_locked(mlflow.MlflowClient, tracking_uri)
         retry_locked(client.search_experiments, max_results=1)
     return client
 
