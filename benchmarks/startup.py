@@ -115,28 +115,40 @@ def stage_commands(repo: Path) -> dict[str, str]:
     return {name: " ".join(stage["cmd"].split()) for name, stage in stages.items()}
 
 
+class Figures(defaultdict):
+    """figures[(what, side)] = list of seconds; each one printed as it comes, so that a run cut
+    short still says what it measured."""
+
+    def __init__(self):
+        super().__init__(list)
+
+    def add(self, what: str, side: str, seconds: float) -> None:
+        self[what, side].append(seconds)
+        print(f"    {side:10} {what:40} {seconds:7.2f}", flush=True)
+
+
 def measure(sides: dict[str, dict[str, Path]], repeats: int) -> dict:
-    """figures[(what, side)] = list of seconds; every repeat runs HEAD and baseline in turn."""
-    figures: dict[tuple[str, str], list[float]] = defaultdict(list)
+    """Every repeat runs HEAD and baseline in turn, in alternating order."""
+    figures = Figures()
     for repeat in range(repeats):
         order = list(sides) if repeat % 2 == 0 else list(sides)[::-1]
         for side in order:
             repo, large = sides[side]["default"], sides[side]["large"]
-            figures["dvc repro --force", side].append(timed("dvc repro --force", repo)[0])
+            figures.add("dvc repro --force", side, timed("dvc repro --force", repo)[0])
             lr = f"0.{11 + repeat}"  # a new value each time: nothing comes from the run cache
             command = f"dvc exp run -S train.lr={lr}"
-            figures["dvc exp run -S train.lr=...", side].append(timed(command, repo)[0])
-            figures["dvc repro (nothing to do)", side].append(timed("dvc repro", repo)[0])
+            figures.add("dvc exp run -S train.lr=...", side, timed(command, repo)[0])
+            figures.add("dvc repro (nothing to do)", side, timed("dvc repro", repo)[0])
             for name, command in stage_commands(repo).items():
                 traced = re.sub(r"^python ", "python -X importtime ", command)
                 seconds, stderr = timed(traced, repo)
-                figures[f"stage {name}: wall", side].append(seconds)
-                figures[f"stage {name}: imports", side].append(import_seconds(stderr))
+                figures.add(f"stage {name}: wall", side, seconds)
+                figures.add(f"stage {name}: imports", side, import_seconds(stderr))
             for label, where in (("defaults", repo), ("12,500 batches", large)):
                 for tracking in ("1", "0") if repeat % 2 == 0 else ("0", "1"):
                     seconds, _ = timed(TRAIN, where, PIPELINE_TRACKING=tracking)
                     kind = "tracked" if tracking == "1" else "untracked"
-                    figures[f"train {label}, {kind}", side].append(seconds)
+                    figures.add(f"train {label}, {kind}", side, seconds)
         print(f"  repeat {repeat + 1}/{repeats} done; load average {os.getloadavg()[0]:.1f}")
     return figures
 
