@@ -1,108 +1,207 @@
-"""Start-up: `dvc repro` from scratch on the default params, per stage, import time apart.
+"""Start-up: what a user waits for, HEAD against a baseline revision, alternating in one run.
 
-Copies the project into a temporary git repository, times one `dvc repro` from scratch, then
-runs each stage's command from dvc.yaml again under `python -X importtime` (median of
---repeats runs) to show how much of each stage is importing and which heavy packages it loads.
+Copies the working tree (HEAD side) and the baseline revision (`git archive`) into two temporary
+git repositories, then, alternating the two sides on every repeat, times:
 
-    python benchmarks/startup.py [--repeats 3]
+- `dvc repro --force` (every stage, as from scratch), `dvc exp run -S train.lr=...` (train,
+  evaluate and export rerun) and a `dvc repro` with nothing to do;
+- each stage's command from dvc.yaml under `python -X importtime`: wall time and import time;
+- `python -m pipeline.train` tracked into the embedded SQLite store against
+  `PIPELINE_TRACKING=0`, on the defaults and on 100,000 samples, batch 32, 5 epochs, no
+  validation split (12,500 batches), on both sides.
 
-The last line is `ratio=<import time / stage time, all stages together>`.
+    python benchmarks/startup.py [--baseline REV] [--repeats 3]
+
+Figures are medians with [min-max] ranges. The last line is `ratio=<HEAD / baseline of the
+median dvc exp run>`.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import re
 import shutil
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
+from collections import defaultdict
 from pathlib import Path
 
 import yaml
 
+# The commit before this work; the lead moves it to the commit before the next merge.
+BASELINE = "bad70a1"
 ROOT = Path(__file__).resolve().parents[1]
-HEAVY = ("torch", "mlflow", "sklearn", "matplotlib", "pandas", "scipy")
 IMPORT_LINE = re.compile(r"^import time:\s+\d+ \|\s+(\d+) \| (\s*)(\S+)$")
+OUTPUTS = ("metrics/", "plots/loss.csv", "plots/confusion.csv", "dvc.lock")
+TRAIN = (
+    "python -m pipeline.train --params params.yaml --data data --checkpoint models/checkpoint.pth"
+    " --metrics metrics/train.json --plots plots"
+)
+LARGE = {"n_samples": 100_000, "val_size": 0.0}  # 80,000 training rows: 2,500 batches of 32
+LARGE_EPOCHS = 5
 
 
-def environment() -> dict[str, str]:
+def environment(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_"))}
-    env.pop("PIPELINE_TRACKING", None)
+    for name in ("PIPELINE_TRACKING", "PIPELINE_SYSTEM_METRICS", "PYTHONPATH"):
+        env.pop(name, None)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["DVC_NO_ANALYTICS"] = "1"
     env["GIT_AUTHOR_NAME"] = env["GIT_COMMITTER_NAME"] = "benchmark"
     env["GIT_AUTHOR_EMAIL"] = env["GIT_COMMITTER_EMAIL"] = "benchmark@example.invalid"
-    return env
+    return {**env, **extra}
 
 
-def copy_project(target: Path) -> None:
-    listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    outputs = ("metrics/", "plots/loss.csv", "plots/confusion.csv", "dvc.lock")
-    for name in listed:
-        if (ROOT / name).is_file() and not name.startswith(outputs):
+def git(*args: str, cwd: Path, capture: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["git", *args], cwd=cwd, env=environment(), check=True, capture_output=capture
+    )
+
+
+def copy_head(target: Path) -> None:
+    listed = git("ls-files", "--cached", "--others", "--exclude-standard", cwd=ROOT).stdout
+    for name in listed.decode().split():
+        if (ROOT / name).is_file() and not name.startswith(OUTPUTS):
             (target / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / name, target / name)
-    for command in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "copy"]):
-        subprocess.run(command, cwd=target, env=environment(), check=True, capture_output=True)
 
 
-def timed(command: str, cwd: Path) -> tuple[float, str]:
+def copy_revision(revision: str, target: Path) -> None:
+    archive = git("archive", "--format=tar", revision, cwd=ROOT).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        members = [m for m in tar.getmembers() if not m.name.startswith(OUTPUTS)]
+        tar.extractall(target, members=members, filter="data")
+
+
+def make_repository(target: Path, copy, params: dict | None = None) -> Path:
+    target.mkdir()
+    copy(target)
+    if params:
+        path = target / "params.yaml"
+        values = yaml.safe_load(path.read_text())
+        for section, changes in params.items():
+            values[section].update(changes)
+        path.write_text(yaml.safe_dump(values, sort_keys=False))
+    for command in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "copy"]):
+        git(*command, cwd=target)
+    return target
+
+
+def timed(command: str, cwd: Path, **env: str) -> tuple[float, str]:
     start = time.perf_counter()
     done = subprocess.run(
-        command, shell=True, cwd=cwd, env=environment(), capture_output=True, text=True
+        command, shell=True, cwd=cwd, env=environment(**env), capture_output=True, text=True
     )
+    seconds = time.perf_counter() - start
     if done.returncode:
-        raise SystemExit(f"{command} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
-    return time.perf_counter() - start, done.stderr
+        raise SystemExit(f"{command} in {cwd} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+    return seconds, done.stderr
 
 
-def imports(stderr: str) -> tuple[float, set[str]]:
-    """Seconds spent importing (top-level imports' cumulative times) and the heavy packages."""
-    total, heavy = 0, set()
-    for line in stderr.splitlines():
-        if match := IMPORT_LINE.match(line):
-            cumulative, indent, name = int(match[1]), match[2], match[3]
-            total += cumulative if not indent else 0
-            if name.split(".")[0] in HEAVY:
-                heavy.add(name.split(".")[0])
-    return total / 1e6, heavy
+def import_seconds(stderr: str) -> float:
+    """Seconds spent importing: the top-level imports' cumulative times."""
+    matches = (IMPORT_LINE.match(line) for line in stderr.splitlines())
+    return sum(int(m[1]) for m in matches if m and not m[2]) / 1e6
+
+
+def stage_commands(repo: Path) -> dict[str, str]:
+    stages = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]
+    return {name: " ".join(stage["cmd"].split()) for name, stage in stages.items()}
+
+
+class Figures(defaultdict):
+    """figures[(what, side)] = list of seconds; each one printed as it comes, so that a run cut
+    short still says what it measured."""
+
+    def __init__(self):
+        super().__init__(list)
+
+    def add(self, what: str, side: str, seconds: float) -> None:
+        self[what, side].append(seconds)
+        print(f"    {side:10} {what:40} {seconds:7.2f}", flush=True)
+
+
+def measure(sides: dict[str, dict[str, Path]], repeats: int) -> dict:
+    """Every repeat runs HEAD and baseline in turn, in alternating order."""
+    figures = Figures()
+    for repeat in range(repeats):
+        order = list(sides) if repeat % 2 == 0 else list(sides)[::-1]
+        for side in order:
+            repo, large = sides[side]["default"], sides[side]["large"]
+            figures.add("dvc repro --force", side, timed("dvc repro --force", repo)[0])
+            lr = f"0.{11 + repeat}"  # a new value each time: nothing comes from the run cache
+            command = f"dvc exp run -S train.lr={lr}"
+            figures.add("dvc exp run -S train.lr=...", side, timed(command, repo)[0])
+            figures.add("dvc repro (nothing to do)", side, timed("dvc repro", repo)[0])
+            for name, command in stage_commands(repo).items():
+                traced = re.sub(r"^python ", "python -X importtime ", command)
+                seconds, stderr = timed(traced, repo)
+                figures.add(f"stage {name}: wall", side, seconds)
+                figures.add(f"stage {name}: imports", side, import_seconds(stderr))
+            for label, where in (("defaults", repo), ("12,500 batches", large)):
+                for tracking in ("1", "0") if repeat % 2 == 0 else ("0", "1"):
+                    seconds, _ = timed(TRAIN, where, PIPELINE_TRACKING=tracking)
+                    kind = "tracked" if tracking == "1" else "untracked"
+                    figures.add(f"train {label}, {kind}", side, seconds)
+        print(f"  repeat {repeat + 1}/{repeats} done; load average {os.getloadavg()[0]:.1f}")
+    return figures
+
+
+def spread(values: list[float]) -> str:
+    return f"{statistics.median(values):6.2f} [{min(values):.2f}-{max(values):.2f}]"
+
+
+def report(figures: dict, names: list[str]) -> float:
+    head, base = names
+    whats = list(dict.fromkeys(what for what, _ in figures))
+    print(f"\n{'seconds, median [range]':40} {head:>20} {base:>20}  {head}/{base}")
+    for what in whats:
+        ours, theirs = figures[what, head], figures[what, base]
+        ratio = statistics.median(ours) / statistics.median(theirs)
+        print(f"{what:40} {spread(ours):>20} {spread(theirs):>20}  {ratio:.3f}")
+    print("\ntracked / untracked `python -m pipeline.train`, per pair (median [range]):")
+    for label in ("defaults", "12,500 batches"):
+        for side in names:
+            pairs = [
+                t / u
+                for t, u in zip(
+                    figures[f"train {label}, tracked", side],
+                    figures[f"train {label}, untracked", side],
+                    strict=True,
+                )
+            ]
+            print(f"  {label:15} {side:10} {spread(pairs)}")
+    exp = "dvc exp run -S train.lr=..."
+    return statistics.median(figures[exp, head]) / statistics.median(figures[exp, base])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--baseline", default=BASELINE, help=f"revision (default {BASELINE})")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    repo = Path(tempfile.mkdtemp(prefix="bench-startup-"))
-    copy_project(repo)
-    total, _ = timed("dvc repro", repo)
-    print(f"dvc repro from scratch (default params.yaml): {total:.1f} s   ({repo})")
-    stages = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]
-    rows, all_wall, all_import = [], 0.0, 0.0
-    for name, stage in stages.items():
-        command = re.sub(r"^python ", "python -X importtime ", " ".join(stage["cmd"].split()))
-        runs = [timed(command, repo) for _ in range(args.repeats)]
-        wall = statistics.median(seconds for seconds, _ in runs)
-        parsed = [imports(stderr) for _, stderr in runs]
-        imported = statistics.median(seconds for seconds, _ in parsed)
-        rows.append((name, wall, imported, ", ".join(sorted(parsed[0][1])) or "-"))
-        all_wall, all_import = all_wall + wall, all_import + imported
-    print(f"each stage run again directly, median of {args.repeats} (python -X importtime):")
-    print(f"  {'stage':9} {'wall s':>7} {'imports s':>9} {'rest s':>7}  heavy packages imported")
-    for name, wall, imported, heavy in rows:
-        print(f"  {name:9} {wall:7.2f} {imported:9.2f} {wall - imported:7.2f}  {heavy}")
-    print(f"  {'all':9} {all_wall:7.2f} {all_import:9.2f} {all_wall - all_import:7.2f}")
-    print(f"DVC's own share of the from-scratch repro: about {total - all_wall:.1f} s")
-    print(f"ratio={all_import / all_wall:.3f}")
+    work = Path(tempfile.mkdtemp(prefix="bench-startup-"))
+    names = ["HEAD", args.baseline]
+    copies = {"HEAD": copy_head, args.baseline: lambda t: copy_revision(args.baseline, t)}
+    large = {"data": LARGE, "train": {"epochs": LARGE_EPOCHS}}
+    sides = {}
+    for index, name in enumerate(names):
+        sides[name] = {
+            "default": make_repository(work / f"{index}-default", copies[name]),
+            "large": make_repository(work / f"{index}-large", copies[name], large),
+        }
+        timed("dvc repro", sides[name]["default"])  # data, and MLflow's store created
+        timed("dvc repro", sides[name]["large"])
+    print(f"HEAD and {args.baseline} in {work}; load average {os.getloadavg()}")
+    ratio = report(measure(sides, args.repeats), names)
+    print(f"load average at the end {os.getloadavg()}; {os.cpu_count()} cores")
+    print(f"ratio={ratio:.3f}")
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ from pipeline.data import generate, make_loader
 from pipeline.engine import fit, make_optimizer
 from pipeline.model import Architecture, build_model
 from pipeline.params import build
-from pipeline.train import LossHistory, leave_a_core_to_the_sender
+from pipeline.training import LossHistory, leave_a_core
 
 # 25,000 samples, a fifth held out for test, no validation split: 20,000 training samples.
 DATA = {"n_samples": 25_000, "n_features": 50, "n_classes": 3, "test_size": 0.2, "val_size": 0.0}
@@ -44,8 +44,8 @@ PARAMS = build(
 # MLP's training itself 10-30x slower and erratic whenever other processes run (OpenMP threads
 # wait for each other); one thread measures the data path or the tracking, not that contention.
 THREADS_HELP = (
-    "torch intra-op threads (default 1; 0 keeps torch's default, one per core); tracked runs "
-    "then leave a core to the sender, as the train stage does"
+    "torch intra-op threads (default 1; 0: the train stage's policy, one per core but one, "
+    "for both sides)"
 )
 
 
@@ -84,10 +84,7 @@ def tracked(split, opening: list[float]) -> float:
     start = time.perf_counter()
     tracker = tracking.start_run(PARAMS.flat(), {"benchmark": "tracking"})
     opening.append(time.perf_counter() - start)
-    threads = torch.get_num_threads()
-    leave_a_core_to_the_sender(torch.device("cpu"), tracker)  # as the train stage does
     seconds, losses = train(split, tracker)
-    torch.set_num_threads(threads)
     client = mlflow.MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
     points = sorted(client.get_metric_history(tracker.run_id, "train_loss"), key=lambda m: m.step)
     assert [p.step for p in points] == list(range(len(losses))), "steps missing or out of order"
@@ -126,6 +123,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    else:
+        leave_a_core(torch.device("cpu"))  # as the train stage does, tracked or not
     workdir = Path(tempfile.mkdtemp(prefix="bench-tracking-"))
     os.environ.update(
         DVC_ROOT=str(workdir),  # the spool directory lives under the repository root

@@ -1,13 +1,13 @@
 """Memory on a 1,000,000-batch run: a synthetic feed of losses through the real tracker.
 
 No training: one loss per "batch" is logged as fast as Python can, into the embedded SQLite
-store, and the run is ended (the sender drains the spool). Reports the trainer's memory while
-logging (tracemalloc peak, resident set growth), the sender process's peak resident set, the
+store, and the run is ended (the agent drains the spool). Reports the trainer's memory while
+logging (tracemalloc peak, resident set growth), the agent process's peak resident set, the
 spool file's size and the time to deliver; then the same for 10,000 batches.
 
     python benchmarks/tracking_memory.py [--batches 1000000]
 
-The last line is `ratio=<sender's peak RSS at --batches / at 10,000 batches>` (about 1 when
+The last line is `ratio=<agent's peak RSS at --batches / at 10,000 batches>` (about 1 when
 memory is bounded). The points are counted with a read-only query on the SQLite file.
 """
 
@@ -42,15 +42,15 @@ logged = time.perf_counter() - start
 _, peak = tracemalloc.get_traced_memory()
 tracemalloc.stop()
 after = rss_mib()
-size = tracker.outbox.spool.points.stat().st_size
+size = tracker.spool.points.stat().st_size
 start = time.perf_counter()
 tracker.end("FINISHED")
 drained = time.perf_counter() - start
-tracker.outbox.sender.wait()  # reaped: its peak resident set is in RUSAGE_CHILDREN
-sender = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+tracker.agent.process.wait()  # reaped: its peak resident set is in RUSAGE_CHILDREN
+agent = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 print(json.dumps(dict(run_id=tracker.run_id, logged_s=logged, peak_traced_mib=peak / 2**20,
     rss_before_mib=before, rss_after_mib=after, spool_mib=size / 2**20, drain_s=drained,
-    sender_peak_rss_mib=sender)))
+    agent_peak_rss_mib=agent)))
 """
 
 
@@ -89,7 +89,7 @@ def report(batches: int, figures: dict) -> None:
         f"{figures['rss_after_mib']:.0f} MiB"
     )
     print(
-        f"  sender: peak RSS {figures['sender_peak_rss_mib']:.0f} MiB; spool "
+        f"  agent: peak RSS {figures['agent_peak_rss_mib']:.0f} MiB; spool "
         f"{figures['spool_mib']:.1f} MiB on disk; end() waited {figures['drain_s']:.1f} s"
     )
     print(f"  store: {count:,} points, steps {first}..{last}, {distinct:,} distinct")
@@ -105,7 +105,7 @@ def main() -> None:
     report(10_000, small)
     large = measure(args.batches, workdir)
     report(args.batches, large)
-    print(f"ratio={large['sender_peak_rss_mib'] / small['sender_peak_rss_mib']:.3f}")
+    print(f"ratio={large['agent_peak_rss_mib'] / small['agent_peak_rss_mib']:.3f}")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,8 @@
-"""Stage `evaluate`: accuracy and per-class figures, logged into the training's MLflow run."""
+"""Stage `evaluate`: accuracy and per-class figures, logged into the training's MLflow run.
+
+As train does, main() starts the tracking agent before torch is imported (in run()), so that
+MLflow's import in the agent overlaps torch's here.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +11,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from pipeline import checkpoint, plots, tracking
+from pipeline import plots, tracking
 from pipeline.data import Split, load_split, make_loader
-from pipeline.engine import predict_proba
 from pipeline.errors import InputError, exits_cleanly
 from pipeline.files import write_json, write_text
 from pipeline.params import load_params
@@ -26,6 +28,8 @@ def run(
     metrics_path: Path,
     plots_dir: Path,
 ) -> dict:
+    from pipeline import checkpoint  # torch
+
     model, arch = checkpoint.load(checkpoint_path)
     splits = {name: load_split(data_dir / f"{name}.npz") for name in ("train", "test")}
     for name, split in splits.items():
@@ -35,7 +39,7 @@ def run(
                 f"{checkpoint_path} expects {arch.num_inputs}"
             )
     predicted = {name: _predict(model, split, batch_size) for name, split in splits.items()}
-    tracker = tracking.resume_run(tracking.recorded_run_id(train_metrics))
+    tracker = tracking.resume_run(tracking.recorded_run_id(train_metrics), stream=True)
     with tracking.run_status(tracker):
         report = _report(splits, predicted, arch.num_outputs)
         matrix = np.asarray(report.pop("confusion_matrix"))
@@ -53,32 +57,48 @@ def run(
 
 
 def _predict(model, split: Split, batch_size: int) -> np.ndarray:
+    import torch
+
+    from pipeline.engine import predict_proba
+
     loader = make_loader(split, batch_size)
     return predict_proba(model, loader, torch.device("cpu")).argmax(dim=1).numpy()
 
 
 def _report(splits: dict[str, Split], predicted: dict[str, np.ndarray], n_classes: int) -> dict:
-    from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
-
-    labels = list(range(n_classes))
+    # With numpy rather than sklearn.metrics, whose import (scipy and more) took 1.9 s, longer
+    # than the whole evaluation; tests/test_evaluate.py compares every figure with scikit-learn.
     truth = splits["test"].labels
-    precision, recall, f1, support = precision_recall_fscore_support(
-        truth, predicted["test"], labels=labels, zero_division=0
-    )
+    matrix = confusion_matrix(truth, predicted["test"], n_classes)
+    hits = np.diag(matrix).astype(float)
+    actual, chosen = matrix.sum(axis=1), matrix.sum(axis=0)
+    precision, recall = _share(hits, chosen), _share(hits, actual)
+    f1 = _share(2 * hits, actual + chosen)  # 2tp / (2tp + fp + fn)
     return {
-        "train_accuracy": float(accuracy_score(splits["train"].labels, predicted["train"])),
-        "test_accuracy": float(accuracy_score(truth, predicted["test"])),
+        "train_accuracy": float(np.mean(splits["train"].labels == predicted["train"])),
+        "test_accuracy": float(np.mean(truth == predicted["test"])),
         "per_class": {
             str(c): {
                 "precision": float(precision[c]),
                 "recall": float(recall[c]),
                 "f1": float(f1[c]),
-                "support": int(support[c]),
+                "support": int(actual[c]),
             }
-            for c in labels
+            for c in range(n_classes)
         },
-        "confusion_matrix": confusion_matrix(truth, predicted["test"], labels=labels).tolist(),
+        "confusion_matrix": matrix.tolist(),
     }
+
+
+def confusion_matrix(truth: np.ndarray, predicted: np.ndarray, n_classes: int) -> np.ndarray:
+    """Rows: actual class; columns: predicted class."""
+    cells = np.asarray(truth, dtype=np.int64) * n_classes + np.asarray(predicted, dtype=np.int64)
+    return np.bincount(cells, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
+
+
+def _share(part: np.ndarray, whole: np.ndarray) -> np.ndarray:
+    """part / whole, and 0 where whole is 0 (scikit-learn's zero_division=0)."""
+    return np.divide(part, whole, out=np.zeros(len(part)), where=whole > 0)
 
 
 @exits_cleanly
@@ -92,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plots", type=Path, default=Path("plots"))
     args = parser.parse_args(argv)
     params = load_params(args.params)
+    if tracking.recorded_run_id(args.train_metrics):
+        tracking.prepare_tracking()
     report = run(
         batch_size=params.evaluate.batch_size,
         data_dir=args.data,

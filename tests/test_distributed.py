@@ -7,6 +7,7 @@ launcher; the two-node test starts two real `torchrun` processes on loopback.
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import threading
 import time
@@ -127,6 +128,11 @@ def test_a_ddp_training_is_one_mlflow_run(ddp_run, store):
     )
     assert only.data.params["train.batch_size"] == "8"
     assert len(client.get_metric_history(only.info.run_id, "val_loss")) == 2
+    # Rank 0 samples its node, named as MLflow names nodes; the launcher, which waits, does not.
+    node = f"system/{socket.gethostname()}/"
+    system = [key for key in only.data.metrics if key.startswith("system/")]
+    assert f"{node}cpu_utilization_percentage" in system
+    assert all(key.startswith(node) for key in system if "peak_memory" not in key)
 
 
 def test_the_checkpoint_is_the_unwrapped_module(ddp_run):

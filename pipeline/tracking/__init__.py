@@ -4,18 +4,22 @@
 - store:       opening the store, reachability, lock retries, refused credentials
 - store_check: a store URI (and SQLite file) MLflow cannot open, refused in one line, no MLflow
 - runs:        a run's lifecycle: trackers, start/resume, FINISHED/FAILED/KILLED
+- agent:       the training's side of the tracking agent: messages, the run's spool
+- agent_process: the agent, the process that talks to MLflow for a training
+- system_metrics: CPU, memory and GPU sampled by the agent
 - models:      the run's logged MLflow model, once per run
 - served_model: that model, a pyfunc answering probabilities with named columns
 - registry:    versions and their tags, the aliases champion and previous, downloads
 - ui:          links into the MLflow UI that land on the runs (Model training view)
 - stale:       runs left RUNNING by a process that died
 - spool:       a run's metric points on disk
-- sender:      the process that streams a spool into its run
+- sender:      streaming a spool into its run (the agent, replay)
 - study:       a study's parent run and nested trial runs; tags linking an experiment to a trial
 - replay, cli: `python -m pipeline.tracking replay` for what could not be sent, `ui-link`
 """
 
 from pipeline.errors import Interrupted
+from pipeline.tracking.agent import StreamingTracker
 from pipeline.tracking.destination import (
     DEFAULT_EXPERIMENT,
     Destination,
@@ -28,12 +32,13 @@ from pipeline.tracking.replay import replay
 from pipeline.tracking.runs import (
     NullTracker,
     RunTracker,
+    prepare_tracking,
     recorded_run_id,
     resume_run,
     run_status,
     start_run,
 )
-from pipeline.tracking.sender import BATCH_LIMIT, Outbox, Sender, send
+from pipeline.tracking.sender import BATCH_LIMIT, Sender
 from pipeline.tracking.spool import SPOOL_DIR, Spool
 from pipeline.tracking.stale import end_stale_runs, process_start, process_tags
 from pipeline.tracking.store_check import check_store
@@ -57,16 +62,17 @@ __all__ = [
     "Interrupted",
     "NullStudyRun",
     "NullTracker",
-    "Outbox",
     "RunTracker",
     "Sender",
     "Spool",
+    "StreamingTracker",
     "StudyRun",
     "TrialRun",
     "check_store",
     "destination",
     "end_stale_runs",
     "experiment_page",
+    "prepare_tracking",
     "process_start",
     "process_tags",
     "promote",
@@ -77,7 +83,6 @@ __all__ = [
     "run_links",
     "run_status",
     "runs_page",
-    "send",
     "start_run",
     "start_study_run",
     "study_link_tags",

@@ -1,5 +1,5 @@
 """`python -m pipeline.tracking`: replay kept spools; `ui-link` prints where the runs are in the
-MLflow UI (`make run`, `make ui`); `send` is a training's sender process."""
+MLflow UI (`make run`, `make ui`); `agent` is a training's tracking agent."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from pathlib import Path
 
 from pipeline.tracking.destination import repo_root
 from pipeline.tracking.replay import replay
-from pipeline.tracking.sender import send
 from pipeline.tracking.spool import SPOOL_DIR
 from pipeline.tracking.ui import DEFAULT_UI, experiment_page
 
@@ -40,11 +39,13 @@ def _main(argv: list[str] | None) -> int:
         "--tracking-uri", default=None, help="the store the UI shows (default: where runs go)"
     )
     link_command.add_argument("--charts", action="store_true", help="the chart view")
-    send_command = commands.add_parser("send", help="(internal) a training's sender process")
-    send_command.add_argument("tracking_uri")
+    agent_command = commands.add_parser("agent", help="(internal) a training's tracking agent")
+    agent_command.add_argument("root", type=Path, help="the repository root, for the spool")
     args = parser.parse_args(argv)
-    if args.command == "send":
-        code = send(args.tracking_uri)
+    if args.command == "agent":
+        from pipeline.tracking.agent_process import serve
+
+        code = serve(args.root)
         # The trainer waits for this exit: skip the interpreter's teardown of MLflow's modules.
         sys.stdout.flush()
         sys.stderr.flush()

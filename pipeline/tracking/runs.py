@@ -6,36 +6,27 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import signal
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from pipeline.errors import Interrupted
 from pipeline.tracking import models
-from pipeline.tracking.destination import (
-    Destination,
-    destination,
-    dvc_tags,
-    git_tags,
-    repo_root,
-    tracking_enabled,
-)
-from pipeline.tracking.sender import Outbox
-from pipeline.tracking.spool import SPOOL_DIR, Spool
-from pipeline.tracking.stale import end_stale_runs, process_tags
+from pipeline.tracking.agent import open_streaming_run, prepare, take_agent
+from pipeline.tracking.destination import Destination, destination, repo_root, tracking_enabled
+from pipeline.tracking.stale import process_tags
 from pipeline.tracking.store import (
-    experiment_id,
     explains_refusal,
     open_client,
     retry_locked,
     unreachable,
     unreachable_error,
-    warn,
 )
 from pipeline.tracking.store_check import check_store
 from pipeline.tracking.study import study_link_tags
+from pipeline.tracking.system_metrics import system_metrics_enabled
 
 
 class NullTracker:
@@ -69,18 +60,16 @@ class NullTracker:
 
 
 class RunTracker(NullTracker):
-    """One MLflow run.
+    """One MLflow run, written from this process (evaluate, export: a handful of calls).
 
-    With an outbox (training), metrics go to the spool and its sender process and never wait for
-    the store. Without one (evaluate, export: a handful of metrics), each call writes directly.
-    Every direct write is retried while another process holds the SQLite store's lock.
+    Trainings track through the agent instead (pipeline/tracking/agent.py). Every write is
+    retried while another process holds the SQLite store's lock.
     """
 
-    def __init__(self, client, run_id: str, destination: Destination, outbox: Outbox | None = None):
+    def __init__(self, client, run_id: str, destination: Destination):
         self.client = client
         self.run_id = run_id
         self.destination = destination
-        self.outbox = outbox
 
     def log_params(self, params: dict[str, Any]) -> None:
         from mlflow.entities import Param
@@ -96,62 +85,32 @@ class RunTracker(NullTracker):
         retry_locked(self.client.log_batch, self.run_id, tags=run_tags)
 
     def log_metric(self, key: str, value: float, step: int = 0) -> None:
-        if self.outbox is not None:
-            # Written at once, with the batch losses before it: an epoch's end is a pause in
-            # training (validation, checkpoints) that should find nothing in the trainer.
-            self.outbox.put(key, step, value, at_once=True)
-        else:
-            retry_locked(self.client.log_metric, self.run_id, key, value, step=step)
+        retry_locked(self.client.log_metric, self.run_id, key, value, step=step)
 
     def log_batch_loss(self, step: int, value: float) -> None:
-        if self.outbox is not None:
-            self.outbox.put("train_loss", step, value)
-        else:
-            self.log_metric("train_loss", value, step)
-
-    def flush(self, timeout: float = 60.0) -> bool:
-        """Wait until every point logged so far is in the store; False if that did not happen."""
-        return self.outbox is None or self.outbox.wait_sent(timeout)
+        self.log_metric("train_loss", value, step)
 
     def log_artifact(self, path: Path | str, artifact_path: str | None = None) -> None:
-        if self.outbox is not None and (reason := unreachable(self.destination.tracking_uri)):
-            # Training's outputs are written already; losing the store must not fail the stage.
-            warn(f"artifact {path} not logged: tracking server unreachable ({reason})")
-            return
         self.client.log_artifact(self.run_id, str(path), artifact_path)
 
     def log_model(self, state_path: Path, example_rows, registered_name: str | None) -> None:
         models.log_model(self.client, self.run_id, state_path, example_rows, registered_name)
 
     def end(self, status: str) -> None:
-        """Set the run's final status and deliver every point (the sender drains the spool)."""
-        if self.outbox is None:
-            retry_locked(self.client.set_terminated, self.run_id, status=status)
-            return
-        # The sender sends the last points while this process sets the status: MLflow takes
-        # points into a finished run, and end() returns only once both are done.
-        self.outbox.finish()
-        reason = unreachable(self.destination.tracking_uri)
-        if reason is None:
-            retry_locked(self.client.set_terminated, self.run_id, status=status)
-        delivered = self.outbox.delivered()
-        kept = f"its unsent metric points are kept in {self.outbox.spool.points}"
-        if reason is not None:
-            self.outbox.spool.keep_status(status)  # for replay to set
-            warn(
-                f"tracking server unreachable ({reason}): run {self.run_id} is not marked {status}"
-                f"{'' if delivered else ' and ' + kept}; once the server is back, "
-                "`python -m pipeline.tracking replay` does it"
-            )
-        elif not delivered:
-            warn(f"run {self.run_id}: {kept}; `python -m pipeline.tracking replay` sends them")
+        retry_locked(self.client.set_terminated, self.run_id, status=status)
 
 
-@explains_refusal
-def start_run(params: dict[str, Any], tags: dict[str, str], run_name: str | None = None):
+def start_run(
+    params: dict[str, Any],
+    tags: dict[str, str],
+    run_name: str | None = None,
+    system_metrics: bool = True,
+):
     """Open the one run of a training: params, tags and the run's name, status RUNNING.
 
-    An unreachable tracking server is an InputError here, before any training starts.
+    The tracking agent (a process of its own) opens it and takes its metrics; an unreachable
+    tracking server or refused credentials are an InputError here, before any training starts.
+    `system_metrics`: the agent samples CPU, memory and GPU over the run.
     """
     if not tracking_enabled():
         return NullTracker()
@@ -160,28 +119,25 @@ def start_run(params: dict[str, Any], tags: dict[str, str], run_name: str | None
     check_store(dest.tracking_uri)
     if reason := unreachable(dest.tracking_uri):
         raise unreachable_error(dest.tracking_uri, reason)
-    outbox = Outbox(dest.tracking_uri)  # its sender gets ready while this process opens the run
-    try:
-        client = open_client(dest)
-        experiment = experiment_id(client, dest)
-        end_stale_runs(client, experiment)
-        run = retry_locked(
-            client.create_run,
-            experiment,
-            run_name=run_name or os.environ.get("DVC_EXP_NAME") or None,
-            # The code that runs: in a queued experiment, the copy's commit and changed params.
-            # A study's trial reproduced with `dvc exp run` links back to it (study_link_tags).
-            tags={**git_tags(Path.cwd()), **dvc_tags(), **study_link_tags(), **process_tags()}
-            | tags,
-        )
-        tracker = RunTracker(client, run.info.run_id, dest)
-        tracker.log_params(params)
-        outbox.attach(Spool.create(root / SPOOL_DIR, run.info.run_id, dest.tracking_uri))
-    except BaseException:
-        outbox.close()
-        raise
-    tracker.outbox = outbox
-    return tracker
+    message = {
+        "op": "start",
+        "params": {key: str(value) for key, value in params.items()},
+        # A study's trial reproduced with `dvc exp run` links back to it (study_link_tags).
+        "tags": {**study_link_tags(), **process_tags(), **tags},
+        "run_name": run_name,
+        "system_metrics": system_metrics and system_metrics_enabled(),
+    }
+    return open_streaming_run(take_agent(root), message)
+
+
+def prepare_tracking() -> None:
+    """Start the tracking agent now when this process will track: its start-up (importing MLflow,
+    opening the store) then overlaps the caller's (importing torch) instead of following it.
+    A store the agent could not open is refused first, before anything starts."""
+    if tracking_enabled():
+        root = repo_root()
+        check_store(destination(root).tracking_uri)
+        prepare(root)
 
 
 def recorded_run_id(train_metrics: Path | str) -> str | None:
@@ -197,15 +153,34 @@ def recorded_run_id(train_metrics: Path | str) -> str | None:
         raise InputError(f"{path}: not JSON with mlflow_run_id; rerun the train stage") from None
 
 
-@explains_refusal
-def resume_run(run_id: str | None, stream: bool = False):
+def resume_run(run_id: str | None, stream: bool = False, system_metrics: bool = False):
     """Reopen the training's run so evaluate and export log into it.
 
-    `stream`: per-batch metrics go through a spool and sender as in start_run (DDP's rank 0
-    training in the run its launcher opened).
+    `stream`: through the tracking agent, as start_run (evaluate; DDP's rank 0 training in the
+    run its launcher opened), with this node's system metrics if `system_metrics`. Without it
+    this process writes to the store itself (export, which logs the model object).
     """
     if not tracking_enabled() or not run_id:
         return NullTracker()
+    if stream:
+        root = repo_root()
+        dest = destination(root)
+        check_store(dest.tracking_uri)
+        if reason := unreachable(dest.tracking_uri):
+            raise unreachable_error(dest.tracking_uri, reason)
+        message = {
+            "op": "resume",
+            "run_id": run_id,
+            "tags": process_tags(),
+            "system_metrics": system_metrics and system_metrics_enabled(),
+            "node": socket.gethostname(),
+        }
+        return open_streaming_run(take_agent(root), message)
+    return _resume_here(run_id)
+
+
+@explains_refusal
+def _resume_here(run_id: str):
     dest = destination()
     check_store(dest.tracking_uri)
     client = open_client(dest)
@@ -213,9 +188,6 @@ def resume_run(run_id: str | None, stream: bool = False):
     # This process holds the run now: a training starting meanwhile must not find it stale.
     tracker.set_tags(process_tags())
     retry_locked(client.update_run, run_id, status="RUNNING")
-    if stream:
-        tracker.outbox = Outbox(dest.tracking_uri)
-        tracker.outbox.attach(Spool.create(repo_root() / SPOOL_DIR, run_id, dest.tracking_uri))
     return tracker
 
 
@@ -245,6 +217,3 @@ def _end_quietly(tracker: NullTracker, status: str) -> None:
 
 def _raise_interrupted(signum, frame) -> None:
     raise Interrupted(f"signal {signum}")
-
-
-# ---- the spool: a run's metric points on disk, and the process that sends them --------------

@@ -12,6 +12,8 @@ import socket
 import sys
 from pathlib import Path
 
+from pipeline.tracking.store import retry_locked
+
 
 def process_tags() -> dict[str, str]:
     pid = os.getpid()
@@ -49,10 +51,12 @@ def end_stale_runs(client, experiment_id: str) -> list[str]:
     host = socket.gethostname()
     query = f"attributes.status = 'RUNNING' and tags.`process.host` = '{host}'"
     try:
-        running = client.search_runs([experiment_id], filter_string=query, max_results=1000)
+        running = retry_locked(
+            client.search_runs, [experiment_id], filter_string=query, max_results=1000
+        )
         stale = [run.info.run_id for run in running if not _process_alive(run.data.tags)]
         for run_id in stale:
-            client.set_terminated(run_id, status="KILLED")
+            retry_locked(client.set_terminated, run_id, status="KILLED")
     except MlflowException as exc:
         print(f"warning: could not look for stale runs: {exc}", file=sys.stderr)
         return []

@@ -42,7 +42,7 @@ def store_client(tracking_uri: str):
     # processes doing that at once (DVC queue workers, a trainer and its sender) race MLflow's
     # migration and one fails: the first creates it while the others wait, then find it there.
     with _store_creation_lock(tracking_uri):
-        client = mlflow.MlflowClient(tracking_uri)
+        client = retry_locked(mlflow.MlflowClient, tracking_uri)
         retry_locked(client.search_experiments, max_results=1)
     return client
 
@@ -146,7 +146,7 @@ def explains_refusal(open_run):
         try:
             return open_run(*args, **kwargs)
         except Exception as exc:
-            message = _refusal(exc)
+            message = refusal(exc)
             if message is None:
                 raise
             from pipeline.errors import InputError
@@ -156,7 +156,7 @@ def explains_refusal(open_run):
     return wrapper
 
 
-def _refusal(exc: Exception) -> str | None:
+def refusal(exc: Exception) -> str | None:
     """The one line for a 401 or 403 from the tracking server; None for any other error."""
     from mlflow.exceptions import MlflowException
 

@@ -1,0 +1,152 @@
+"""The training's side of the tracking agent (pipeline/tracking/agent_process.py): start it,
+send it one small JSON message per tracker call, append metric points to the run's spool.
+
+This side imports no MLflow. A metric point costs a list append (the spool writes them in
+bunches); the calls that must succeed before training goes on (opening the run) wait for the
+agent's answer, every other call is a message the agent handles while training runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import resource
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import InputError
+from pipeline.tracking.spool import Spool
+
+# The agent prepared by prepare(), for this process's next run.
+_prepared: AgentProcess | None = None
+
+
+class AgentProcess:
+    """The agent process and the pipes to it."""
+
+    def __init__(self, root: Path):
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "pipeline.tracking", "agent", str(root)],
+            stdin=subprocess.PIPE,  # messages; its end of file says that the trainer is gone
+            stdout=subprocess.PIPE,  # answers
+            env=_agent_environment(),
+            # Out of the trainer's process group: Ctrl-C stops training, not the agent, which
+            # then delivers the last points and marks the run KILLED.
+            start_new_session=True,
+        )
+
+    def send(self, message: dict[str, Any]) -> None:
+        with contextlib.suppress(OSError):  # a dead agent: ask() and end() say so
+            self.process.stdin.write(json.dumps(message).encode() + b"\n")
+            self.process.stdin.flush()
+
+    def ask(self, message: dict[str, Any]) -> dict[str, Any]:
+        self.send(message)
+        answer = self.process.stdout.readline()
+        if not answer:
+            raise RuntimeError(
+                f"the tracking agent exited with {self.process.wait()} before answering "
+                f"{message['op']!r}; see its error above"
+            )
+        return json.loads(answer)
+
+    def close(self) -> None:
+        """No more messages; its exit (tearing down MLflow) is not waited for."""
+        with contextlib.suppress(OSError):
+            self.process.stdin.close()
+        threading.Thread(target=self.process.wait, daemon=True).start()
+
+
+def prepare(root: Path) -> None:
+    """Start the agent now, so that its start-up overlaps this process's own (torch's import)."""
+    global _prepared
+    if _prepared is None:
+        _prepared = AgentProcess(root)
+
+
+def take_agent(root: Path) -> AgentProcess:
+    """The prepared agent, or a new one."""
+    global _prepared
+    agent, _prepared = _prepared or AgentProcess(root), None
+    return agent
+
+
+def open_streaming_run(agent: AgentProcess, message: dict[str, Any]) -> StreamingTracker:
+    """Have the agent start or resume the run; an error it reports stops here, before training."""
+    try:
+        answer = agent.ask(message)
+    except BaseException:
+        agent.close()
+        raise
+    if "error" in answer:
+        agent.close()
+        if answer["input"]:
+            raise InputError(answer["error"])
+        raise RuntimeError(f"tracking: could not open the run: {answer['error']}")
+    spool = Spool(Path(answer["spool"]))
+    spool.open()
+    return StreamingTracker(answer["run_id"], agent, spool)
+
+
+class StreamingTracker:
+    """A run whose metrics go through the spool and every other call through the agent."""
+
+    def __init__(self, run_id: str, agent: AgentProcess, spool: Spool):
+        self.run_id, self.agent, self.spool = run_id, agent, spool
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        self.agent.send({"op": "params", "params": {k: str(v) for k, v in params.items()}})
+
+    def set_tags(self, tags: dict[str, str]) -> None:
+        self.agent.send({"op": "tags", "tags": {k: str(v) for k, v in tags.items()}})
+
+    def log_metric(self, key: str, value: float, step: int = 0) -> None:
+        # Written at once, with the batch losses before it: an epoch's end is a pause in
+        # training (validation, checkpoints) that should find nothing in the trainer.
+        self.spool.append(key, step, value)
+        self.spool.flush()
+
+    def log_batch_loss(self, step: int, value: float) -> None:
+        self.spool.append("train_loss", step, value)
+
+    def log_artifact(self, path: Path | str, artifact_path: str | None = None) -> None:
+        message = {"op": "artifact", "path": str(Path(path).resolve())}
+        self.agent.send({**message, "artifact_path": artifact_path})
+
+    def log_model(self, state_path: Path, example_rows, registered_name: str | None) -> None:
+        raise TypeError("a training's run logs no model; export logs it into the same run")
+
+    def flush(self, timeout: float = 60.0) -> bool:
+        """Wait until every point logged so far is in the store; False if that did not happen."""
+        self.spool.flush()
+        deadline = time.monotonic() + timeout
+        while self.spool.sent_offset() < self.spool.written:
+            if self.agent.process.poll() is not None or time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
+        return True
+
+    def end(self, status: str) -> None:
+        """Deliver every point and set the run's status; returns once the agent has done both."""
+        self.spool.close()
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+        try:
+            self.agent.ask({"op": "end", "status": status, "peak_memory_mb": peak_mb})
+        finally:
+            self.agent.close()
+
+
+def _agent_environment() -> dict[str, str]:
+    env = dict(os.environ)
+    project = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [project, env.get("PYTHONPATH")]))
+    # The agent retries on its own terms; MLflow's retries would hold it for minutes per request
+    # against a server that went away.
+    env["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
+    env.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+    return env

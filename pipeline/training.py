@@ -1,0 +1,177 @@
+"""The train stage's work: fit the MLP, record the run, write the checkpoint and loss curve.
+
+Imports torch; pipeline/train.py (the entry point) imports this module only once the tracking
+agent has started, so that MLflow's import there overlaps torch's here.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from pipeline import checkpoint, distributed, plots, tracking
+from pipeline.data import Split, load_split
+from pipeline.engine import evaluate_loss_accuracy
+from pipeline.errors import InputError
+from pipeline.files import all_or_nothing, sha256_of, write_json, write_text
+from pipeline.fitting import prepare, validation_loader
+from pipeline.params import Params
+from pipeline.progress import Progress
+
+# The run that the DDP launcher opened, for its rank 0 worker to log into.
+RUN_ID_VARIABLE = "PIPELINE_MLFLOW_RUN_ID"
+
+
+def run(
+    *, params: Params, data_dir: Path, checkpoint_path: Path, metrics_path: Path, plots_dir: Path
+) -> dict:
+    """Train in this process: alone, or as one DDP worker (rank 0 alone tracks and writes)."""
+    with distributed.setup(params.train.device, params.train.strategy) as runtime:
+        return _train(runtime, params, data_dir, checkpoint_path, metrics_path, plots_dir)
+
+
+def _train(runtime, params, data_dir, checkpoint_path, metrics_path, plots_dir) -> dict:
+    cfg = params.train
+    split_paths = [data_dir / "train.npz", data_dir / "val.npz"]
+    train_split, val_split = (load_split(path) for path in split_paths)
+    _check_same_width(train_split, val_split, split_paths)
+    fitting = prepare(params=params, train_split=train_split, val_split=val_split, runtime=runtime)
+    model, loader, arch = fitting.model, fitting.loader, fitting.arch
+    tags = {"data.sha256": sha256_of(split_paths), **runtime.tags()}
+    tracker = _open_run(runtime, params, tags)
+    leave_a_core(runtime.device)
+    history = LossHistory(cfg.log_every, tracker)
+    with tracking.run_status(tracker):
+        # Rank 0 alone prints, validates and records; the other ranks only train.
+        progress = Progress(cfg.epochs, len(loader)) if runtime.is_main else None
+        epoch_end = EpochEnd(tracker, runtime.unwrap(model), val_split, runtime.device, progress)
+
+        def on_batch(step: int, loss: float) -> None:
+            history(step, loss)
+            progress.batch(step, loss)
+
+        result = fitting.run(
+            on_batch=on_batch if runtime.is_main else None,
+            on_epoch=epoch_end if runtime.is_main else None,
+        )
+        if progress:
+            progress.close()
+        runtime.barrier()  # nothing is written unless every rank has finished training
+        summary = {
+            "mlflow_run_id": tracker.run_id,
+            "final_loss": result.last_loss,
+            "epoch_loss": result.epoch_losses[-1],
+            "steps": result.steps,
+            **epoch_end.last_validation,
+        }
+        if runtime.is_main:
+            model = runtime.unwrap(model)
+            _write_outputs(model, arch, history, summary, checkpoint_path, metrics_path, plots_dir)
+            tracker.log_artifact(plots_dir / "loss.png", "plots")
+    return summary
+
+
+def launch(*, params: Params, data_dir: Path, worker_args: list[str]) -> None:
+    """`strategy: ddp` started by DVC or by hand: run train.nproc workers here, own their run.
+
+    The launcher opens the MLflow run and ends it, FAILED with the failing rank named if any
+    worker fails (rank 0 logs into it), so no run is left RUNNING even if a worker is killed.
+    """
+    layout = distributed.plan_launch(params.train.device, params.train.nproc)
+    split_paths = [data_dir / "train.npz", data_dir / "val.npz"]
+    for path in split_paths:
+        load_split(path)  # bad data stops here, before any process or run starts
+    # Rank 0 samples its node's system metrics; the launcher, which only waits, does not.
+    tracker = tracking.start_run(params.flat(), layout.tags(), system_metrics=False)
+    env = {RUN_ID_VARIABLE: tracker.run_id or ""}  # empty: tracking is off
+    with tracking.run_status(tracker):
+        try:
+            distributed.launch_workers(layout.nproc, worker_args, env)
+        except distributed.WorkerFailed as failure:
+            tracker.set_tags(
+                {"failed_rank": str(failure.rank), "mlflow.note.content": str(failure)}
+            )
+            raise
+
+
+def _open_run(runtime: distributed.Runtime, params: Params, tags: dict[str, str]):
+    """Rank 0: the launcher's run when it opened one, else a new run. Other ranks: none."""
+    if not runtime.is_main:
+        return tracking.NullTracker()
+    launcher_run = os.environ.get(RUN_ID_VARIABLE)
+    if not launcher_run:
+        return tracking.start_run(params.flat(), tags)
+    tracker = tracking.resume_run(launcher_run, stream=True, system_metrics=True)
+    tracker.set_tags(tags)
+    return tracker
+
+
+def _check_same_width(train_split: Split, val_split: Split, paths: list[Path]) -> None:
+    width, val_width = train_split.features.shape[1], val_split.features.shape[1]
+    if len(val_split) and val_width != width:
+        raise InputError(f"{paths[1]}: {val_width} features; expected {width} as in {paths[0]}")
+
+
+def leave_a_core(device: torch.device) -> None:
+    """Training on CPU leaves one core to the rest: the tracking agent, DVC, the system.
+
+    torch takes every core by default; on a 2-core machine its threads then wait for each other
+    whenever anything else runs, and this small MLP trained 1.7x slower beside the agent and
+    2-4x slower on a busy machine (benchmarks/README.md). Tracked or not, so that tracking
+    changes neither the speed nor the arithmetic. An explicit OMP_NUM_THREADS is the user's
+    choice and stays.
+    """
+    if device.type == "cpu" and "OMP_NUM_THREADS" not in os.environ:
+        torch.set_num_threads(max(1, torch.get_num_threads() - 1))
+
+
+class LossHistory:
+    """Every `log_every`-th batch loss: kept for the loss plot and sent to the tracker."""
+
+    def __init__(self, log_every: int, tracker):
+        self.log_every, self.tracker = log_every, tracker
+        self.steps: list[int] = []
+        self.losses: list[float] = []
+
+    def __call__(self, step: int, loss: float) -> None:
+        if step % self.log_every:
+            return
+        self.steps.append(step)
+        self.losses.append(loss)
+        self.tracker.log_batch_loss(step, loss)
+
+
+class EpochEnd:
+    """Per epoch: `epoch_loss`, and `val_loss`/`val_accuracy` when there is a validation split."""
+
+    def __init__(self, tracker, model, val_split: Split, device, progress: Progress | None):
+        self.tracker, self.model, self.device, self.progress = tracker, model, device, progress
+        self.val_loader = validation_loader(val_split)
+        self.last_validation: dict[str, float] = {}
+
+    def __call__(self, epoch: int, epoch_loss: float) -> None:
+        self.tracker.log_metric("epoch_loss", epoch_loss, step=epoch)
+        if self.val_loader is None:
+            return
+        val_loss, val_accuracy = evaluate_loss_accuracy(self.model, self.val_loader, self.device)
+        self.tracker.log_metric("val_loss", val_loss, step=epoch)
+        self.tracker.log_metric("val_accuracy", val_accuracy, step=epoch)
+        self.last_validation = {"val_loss": val_loss, "val_accuracy": val_accuracy}
+        if self.progress:
+            note = f"epoch {epoch + 1}: val_loss {val_loss:.4f} val_acc {val_accuracy:.4f}"
+            self.progress.note(note)
+
+
+def _write_outputs(model, arch, history, summary, checkpoint_path, metrics_path, plots_dir):
+    # As one: an interruption while writing leaves the previous set whole, not half replaced.
+    with all_or_nothing():
+        checkpoint.save(model, arch, checkpoint_path)
+        rows = "".join(
+            f"{s},{loss!r}\n" for s, loss in zip(history.steps, history.losses, strict=True)
+        )
+        write_text(plots_dir / "loss.csv", "step,train_loss\n" + rows)
+        plots.loss_curve(history.steps, history.losses, plots_dir / "loss.png")
+        # Last: its run id is what evaluate and export log into.
+        write_json(metrics_path, summary)
