@@ -1,7 +1,9 @@
-"""Datasets: the notebook's toy points and scikit-learn synthetic sets; save, load, batches."""
+"""Datasets: the notebook's toy points and scikit-learn synthetic sets, stratified splits; save,
+load, batches. (A user's table is read by pipeline.table, which hands its rows to split_rows.)"""
 
 from __future__ import annotations
 
+import hashlib
 import math
 import zipfile
 import zlib
@@ -33,25 +35,56 @@ TOY_TEST = ([[-0.8, 2.8], [2.6, -1.6]], [0, 1])
 @dataclass(frozen=True)
 class Split:
     features: np.ndarray  # float32, shape (n, n_features)
-    labels: np.ndarray  # int64, shape (n,)
+    labels: np.ndarray  # int64, shape (n,): indices into `classes`
+    # What the columns and labels mean, carried into models/model.json; for generated sets (and
+    # files written before they were kept) x0, x1, ... and 0, 1, ...
+    feature_names: tuple[str, ...] = ()
+    classes: tuple[int | str, ...] = ()
+    source: str = ""  # where the rows come from: the table's path, or the generator
+    source_sha256: str = ""  # the table file's digest ("" for generated sets)
+    # data.standardize, carried to train with the rows: a model trained on them standardizes.
+    standardize: bool = False
+
+    def __post_init__(self):
+        if not self.feature_names:
+            names = tuple(f"x{i}" for i in range(self.features.shape[-1]))
+            object.__setattr__(self, "feature_names", names)
+        if not self.classes:
+            count = int(self.labels.max()) + 1 if len(self.labels) else 0
+            object.__setattr__(self, "classes", tuple(range(count)))
 
     def __len__(self) -> int:
         return len(self.labels)
 
+    def as_dataset(self, split_name: str, context: str) -> dict:
+        """This split as plain data for tracker.log_datasets: "wine/train" from wine.csv."""
+        origin = Path(self.source).stem if "/" in self.source else self.source.rsplit(".")[-1]
+        # The rows themselves: the .npz file's bytes also hold a zip timestamp.
+        digest = hashlib.sha256(self.features.tobytes())
+        digest.update(self.labels.tobytes())
+        return {
+            "name": f"{origin}/{split_name}",
+            "digest": digest.hexdigest()[:16],
+            "source": self.source,
+            "rows": len(self),
+            "features": list(self.feature_names),
+            "context": context,
+        }
+
 
 def generate(data: DataParams, seed: int) -> dict[str, Split]:
     if data.kind == "toy":
+        source = "pipeline.data.toy"
         return {
-            "train": _split(*TOY_TRAIN),
-            "val": _split(np.zeros((0, 2)), np.zeros(0)),
-            "test": _split(*TOY_TEST),
+            "train": _split(*TOY_TRAIN, source=source, standardize=data.standardize),
+            "val": _split(np.zeros((0, 2)), np.zeros(0), source=source),
+            "test": _split(*TOY_TEST, source=source),
         }
     return _classification(data, seed)
 
 
 def _classification(data: DataParams, seed: int) -> dict[str, Split]:
     from sklearn.datasets import make_classification
-    from sklearn.model_selection import train_test_split
 
     # make_classification needs 2**n_informative >= n_classes * clusters_per_class.
     n_informative = min(data.n_features, max(math.ceil(math.log2(2 * data.n_classes)), 10))
@@ -64,28 +97,43 @@ def _classification(data: DataParams, seed: int) -> dict[str, Split]:
         class_sep=1.5,
         random_state=seed,
     )
+    rows = split_rows(x, y, test_size=data.test_size, val_size=data.val_size, seed=seed)
+    classes = tuple(range(data.n_classes))
+    source = "sklearn.datasets.make_classification"
+    meaning = {"classes": classes, "source": source, "standardize": data.standardize}
+    return {name: _split(*xy, **meaning) for name, xy in rows.items()}
+
+
+def split_rows(x, y, *, test_size: float, val_size: float, seed: int) -> dict[str, tuple]:
+    """Stratified train/val/test (features, labels), drawn from `seed` (val from the rest)."""
+    from sklearn.model_selection import train_test_split
+
     x_rest, x_test, y_rest, y_test = train_test_split(
-        x, y, test_size=data.test_size, stratify=y, random_state=seed
+        x, y, test_size=test_size, stratify=y, random_state=seed
     )
-    x_val, y_val = np.zeros((0, data.n_features)), np.zeros(0)
-    if data.val_size:
+    x_val, y_val = np.zeros((0, x.shape[1]), x.dtype), np.zeros(0, y.dtype)
+    if val_size:
         x_rest, x_val, y_rest, y_val = train_test_split(
-            x_rest, y_rest, test_size=data.val_size, stratify=y_rest, random_state=seed
+            x_rest, y_rest, test_size=val_size, stratify=y_rest, random_state=seed
         )
-    return {
-        "train": _split(x_rest, y_rest),
-        "val": _split(x_val, y_val),
-        "test": _split(x_test, y_test),
-    }
+    return {"train": (x_rest, y_rest), "val": (x_val, y_val), "test": (x_test, y_test)}
 
 
-def _split(features, labels) -> Split:
-    return Split(np.asarray(features, dtype=np.float32), np.asarray(labels, dtype=np.int64))
+def _split(features, labels, **meaning) -> Split:
+    x, y = np.asarray(features, dtype=np.float32), np.asarray(labels, dtype=np.int64)
+    return Split(x, y, **meaning)
 
 
 def save_split(split: Split, path: Path) -> None:
+    meaning = {
+        "feature_names": np.array(split.feature_names, dtype=str),
+        "classes": np.array(split.classes),
+        "source": np.array(split.source),
+        "source_sha256": np.array(split.source_sha256),
+        "standardize": np.array(split.standardize),
+    }
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-        np.savez(handle, features=split.features, labels=split.labels)
+        np.savez(handle, features=split.features, labels=split.labels, **meaning)
 
 
 ZIP_MAGIC = b"PK\x03\x04"
@@ -95,14 +143,26 @@ EXPECTED_SPLIT = "an .npz written by `python -m pipeline.generate` (features, la
 def load_split(path: Path | str) -> Split:
     """Read a split written by save_split; anything else is a one-line InputError."""
     path = Path(path)
-    features, labels = _read_arrays(path)
-    problem = _split_problem(features, labels)
+    arrays = _read_arrays(path)
+    features, labels = arrays.pop("features"), arrays.pop("labels")
+    problem = _split_problem(features, labels) or _meaning_problem(features, labels, arrays)
     if problem:
         raise InputError(f"{path}: {problem}; expected {EXPECTED_SPLIT}")
-    return Split(features, labels)
+    return Split(
+        features,
+        labels,
+        feature_names=tuple(str(name) for name in arrays.get("feature_names", ())),
+        classes=tuple(c.item() for c in arrays.get("classes", ())),
+        source=str(arrays.get("source", "")),
+        source_sha256=str(arrays.get("source_sha256", "")),
+        standardize=bool(arrays.get("standardize", False)),
+    )
 
 
-def _read_arrays(path: Path) -> tuple[np.ndarray, np.ndarray]:
+MEANING = ("feature_names", "classes", "source", "source_sha256", "standardize")
+
+
+def _read_arrays(path: Path) -> dict[str, np.ndarray]:
     def refuse(problem: str) -> InputError:
         return InputError(f"{path}: {problem}; expected {EXPECTED_SPLIT}")
 
@@ -114,7 +174,11 @@ def _read_arrays(path: Path) -> tuple[np.ndarray, np.ndarray]:
         with np.load(path, allow_pickle=False) as archive:
             if not {"features", "labels"} <= set(archive.files):
                 raise refuse(f"holds arrays {sorted(archive.files)}")
-            return archive["features"], archive["labels"]
+            return {
+                name: archive[name]
+                for name in ("features", "labels", *MEANING)
+                if name in archive.files
+            }
     except FileNotFoundError:
         raise InputError(f"{path}: file not found; run `dvc repro generate` first") from None
     except ValueError:  # object arrays, which only unpickling could read
@@ -132,6 +196,22 @@ def _split_problem(features: np.ndarray, labels: np.ndarray) -> str | None:
         return f"labels include {labels.min()}; class indices start at 0"
     if not np.isfinite(features).all():
         return "features include NaN or infinity"
+    return None
+
+
+def _meaning_problem(features, labels, arrays: dict[str, np.ndarray]) -> str | None:
+    names, classes = arrays.get("feature_names"), arrays.get("classes")
+    if names is not None and (names.dtype.kind != "U" or names.shape != features.shape[1:]):
+        return (
+            f"feature_names {names.dtype}{names.shape} do not name the {features.shape[1]} columns"
+        )
+    if classes is not None and (classes.dtype.kind not in "iU" or classes.ndim != 1):
+        return f"classes of dtype {classes.dtype}; expected whole numbers or strings"
+    flag = arrays.get("standardize")
+    if flag is not None and (flag.dtype != np.bool_ or flag.ndim):
+        return f"standardize of dtype {flag.dtype}{flag.shape}; expected one true or false"
+    if classes is not None and len(labels) and labels.max() >= len(classes):
+        return f"labels include {labels.max()}, beyond the {len(classes)} classes"
     return None
 
 

@@ -15,7 +15,7 @@ from pipeline.engine import evaluate_loss_accuracy, fit, make_optimizer
 from pipeline.errors import BAD_INPUT_EXIT, InputError, exits_cleanly
 from pipeline.files import all_or_nothing, sha256_of, write_json, write_text
 from pipeline.model import Architecture, build_model
-from pipeline.params import Params, load_params
+from pipeline.params import Params, batches_problem, load_params
 from pipeline.progress import Progress
 
 # The run that the DDP launcher opened, for its rank 0 worker to log into.
@@ -35,21 +35,35 @@ def _train(runtime, params, data_dir, checkpoint_path, metrics_path, plots_dir) 
     split_paths = [data_dir / "train.npz", data_dir / "val.npz"]
     train_split, val_split = (load_split(path) for path in split_paths)
     _check_same_width(train_split, val_split, split_paths)
+    if problem := batches_problem(cfg, len(train_split)):
+        raise InputError(f"{split_paths[0]}: {problem}")
     arch = Architecture(
         num_inputs=train_split.features.shape[1],
         hidden=params.model.hidden,
-        num_outputs=int(max(train_split.labels.max(), val_split.labels.max(initial=0))) + 1,
+        num_outputs=len(train_split.classes),
+        features=train_split.feature_names,
+        classes=train_split.classes,
+        standardize=train_split.standardize,
     )
     # The notebook's order: seed, build the model, then let the loader draw its shuffles.
     torch.manual_seed(params.seed)
-    model = runtime.wrap(build_model(arch).to(runtime.device))
+    model = build_model(arch)
+    if model.standardize is not None:  # the training rows' statistics only
+        model.standardize.fit(torch.from_numpy(train_split.features))
+    model = runtime.wrap(model.to(runtime.device))
     optimizer = make_optimizer(cfg.optimizer, model.parameters(), cfg.lr)
     sampler = runtime.sampler(train_split, cfg.shuffle, params.seed, cfg.drop_last)
     loader = make_loader(
         train_split, cfg.batch_size, cfg.shuffle, cfg.drop_last, cfg.num_workers, sampler
     )
-    tags = {"data.sha256": sha256_of(split_paths), **runtime.tags()}
+    # A table's own digest (what `sha256sum` prints); generated sets: the splits' files.
+    data_digest = train_split.source_sha256 or sha256_of(split_paths)
+    tags = {"data.sha256": data_digest, "data.source": train_split.source, **runtime.tags()}
     tracker = _open_run(runtime, params, tags)
+    tracker.log_datasets(
+        [train_split.as_dataset("train", "training")]
+        + ([val_split.as_dataset("val", "validation")] if len(val_split) else [])
+    )
     leave_a_core_to_the_sender(runtime.device, tracker)
     history = LossHistory(cfg.log_every, tracker)
     with tracking.run_status(tracker):

@@ -355,7 +355,7 @@ def valid_workspace(tmp_path_factory) -> Path:
     env = clean_env(PIPELINE_TRACKING="0", PYTHONPATH=str(ROOT))
     for stage in ("validate", "generate", "train", "evaluate", "export"):
         run(stage_command(stage), workspace, env=env)
-    (workspace / "points.csv").write_text("x1,x2,x3,x4\n0.1,0.2,0.3,0.4\n")
+    (workspace / "points.csv").write_text("x0,x1,x2,x3\n0.1,0.2,0.3,0.4\n")
     return workspace
 
 

@@ -8,12 +8,13 @@ import contextlib
 import json
 import os
 import signal
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from pipeline.errors import Interrupted
 from pipeline.tracking import models
+from pipeline.tracking.datasets import dataset_inputs
 from pipeline.tracking.destination import (
     Destination,
     destination,
@@ -55,6 +56,9 @@ class NullTracker:
 
     def log_artifact(self, path: Path | str, artifact_path: str | None = None) -> None:
         pass
+
+    def log_datasets(self, datasets: Sequence[Mapping[str, Any]]) -> None:
+        """The splits the run uses (plain data: see pipeline.tracking.datasets)."""
 
     def log_pytorch_model(self, model, input_example, registered_name: str | None) -> None:
         pass
@@ -117,6 +121,9 @@ class RunTracker(NullTracker):
             warn(f"artifact {path} not logged: tracking server unreachable ({reason})")
             return
         self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def log_datasets(self, datasets: Sequence[Mapping[str, Any]]) -> None:
+        retry_locked(self.client.log_inputs, self.run_id, datasets=dataset_inputs(datasets))
 
     def log_pytorch_model(self, model, input_example, registered_name: str | None) -> None:
         models.log_model(self.client, self.run_id, model, input_example, registered_name)

@@ -1,0 +1,253 @@
+"""A user's table (CSV with a header row, or Parquet) read into stratified train/val/test splits.
+
+pandas reads the file (its C parser for CSV, pyarrow for Parquet): never a Python loop over
+rows. Every way a table can be unfit is one InputError naming the file, the column or row, and
+what was expected; nothing is written before the whole table has passed.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.data import Split, split_rows
+from pipeline.errors import InputError
+from pipeline.params import DataParams
+
+FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+UNSUPPORTED = "categorical features and missing values are not supported"
+
+
+def table_splits(data: DataParams, seed: int) -> dict[str, Split]:
+    path = Path(data.path)
+    features, labels, names = read_table(path, target=data.target, features=data.features)
+    codes, classes = _classes(path, data.target, labels)
+    _check_sizes(path, data, codes, classes)
+    try:
+        rows = split_rows(
+            features, codes, test_size=data.test_size, val_size=data.val_size, seed=seed
+        )
+    except ValueError:  # scikit-learn: a class too small to stratify the validation split too
+        raise _too_small(path, data, codes, classes) from None
+    meaning = {
+        "feature_names": names,
+        "classes": classes,
+        "source": str(data.path),
+        "source_sha256": _sha256(path),
+        "standardize": data.standardize,
+    }
+    return {name: Split(x, y.astype(np.int64), **meaning) for name, (x, y) in rows.items()}
+
+
+def read_table(path: Path, *, target: str, features: tuple[str, ...] = ()):
+    """(float32 features, raw label values, feature names) of a CSV or Parquet file."""
+    kind = FORMATS.get(path.suffix.lower())
+    if kind is None:
+        raise InputError(
+            f"{path}: unknown extension {path.suffix or '(none)'!r}; expected .csv (with a header "
+            "row) or .parquet"
+        )
+    if not path.is_file():
+        raise InputError(f"{path}: file not found; expected a table added with `dvc add {path}`")
+    columns = _csv_header(path) if kind == "csv" else _parquet_columns(path)
+    names = _feature_names(path, columns, target, features)
+    frame = _read_csv(path, names, target) if kind == "csv" else _read_parquet(path, names, target)
+    labels = frame[target]
+    x = frame[list(names)].to_numpy(np.float32)
+    del frame  # the float32 copy is all that is kept of the features
+    check_finite(path, kind, x, names)
+    return x, labels, names
+
+
+def _csv_header(path: Path) -> list[str]:
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            header = next(csv.reader(handle), None)
+    except (UnicodeDecodeError, csv.Error):
+        raise InputError(f"{path}: not UTF-8 CSV text; expected a CSV with a header row") from None
+    if not header:
+        raise InputError(f"{path}: empty; expected a header row naming the columns, then rows")
+    if all(_is_number(name) for name in header):
+        raise InputError(
+            f"{path}: the first line {','.join(header)[:60]!r} holds numbers only, no header; "
+            "expected a header row naming the columns"
+        )
+    return header
+
+
+def _parquet_columns(path: Path) -> list[str]:
+    import pyarrow.parquet as pq
+
+    try:
+        return list(pq.read_schema(path).names)
+    except Exception as exc:  # pyarrow raises several kinds for bytes that are not Parquet
+        raise InputError(
+            f"{path}: unreadable ({_first_line(exc)}); expected a Parquet file"
+        ) from None
+
+
+def _feature_names(path: Path, columns: list[str], target: str, features: tuple[str, ...]):
+    unnamed = [number for number, name in enumerate(columns, start=1) if not name.strip()]
+    if unnamed:
+        raise InputError(
+            f"{path}: column {unnamed[0]} has no name; expected a name for every column (a pandas "
+            "index written with the data? write it with index=False)"
+        )
+    twice = sorted({name for name in columns if columns.count(name) > 1})
+    if twice:
+        raise InputError(f"{path}: column {twice[0]!r} appears twice; expected unique names")
+    for key, name in [("data.target", target), *(("data.features", f) for f in features)]:
+        if name not in columns:
+            raise InputError(
+                f"{path}: no column {name!r} ({key}); the columns are {', '.join(columns)}"
+            )
+    return tuple(features) or tuple(name for name in columns if name != target)
+
+
+def _read_csv(path: Path, names: tuple[str, ...], target: str):
+    import pandas as pd
+
+    # Labels as text: their type is decided once over the whole column (_classes), never per
+    # chunk as pandas' inference would.
+    dtypes = {name: np.float32 for name in names} | {target: str}
+    try:
+        return pd.read_csv(path, usecols=[*names, target], dtype=dtypes, keep_default_na=True)
+    except pd.errors.ParserError as exc:
+        raise InputError(
+            f"{path}: not well-formed CSV ({_first_line(exc)}); expected the header's "
+            f"{len(names) + 1}+ fields on every line"
+        ) from None
+    except ValueError:  # a feature cell that is not a number
+        raise not_numeric_in_csv(path, names) from None
+
+
+def not_numeric_in_csv(path: Path, names: tuple[str, ...]) -> InputError:
+    """Find the cell float32 parsing refused (only after a failure: a second pass as text)."""
+    import pandas as pd
+
+    text = pd.read_csv(path, usecols=list(names), dtype=str)
+    for name in names:
+        # Empty and NA cells are read as NaN by both passes; _check_finite names those.
+        refused = pd.to_numeric(text[name], errors="coerce").isna() & text[name].notna()
+        if refused.any():
+            row = int(refused.to_numpy().argmax())
+            return _not_numeric(path, name, text[name].iloc[row], f"row {row + 1} (line {row + 2})")
+    return InputError(f"{path}: unreadable as numbers; expected numeric feature columns")
+
+
+def _read_parquet(path: Path, names: tuple[str, ...], target: str):
+    import pandas as pd
+
+    try:
+        frame = pd.read_parquet(path, columns=[*names, target])
+    except Exception as exc:
+        raise InputError(
+            f"{path}: unreadable ({_first_line(exc)}); expected a Parquet file"
+        ) from None
+    for name in names:
+        if frame[name].dtype.kind not in "biuf":
+            numbers = pd.to_numeric(frame[name], errors="coerce")
+            row = int((numbers.isna() & frame[name].notna()).to_numpy().argmax())
+            raise _not_numeric(path, name, frame[name].iloc[row], f"row {row + 1}")
+    return frame
+
+
+def _not_numeric(path: Path, column: str, value, where: str) -> InputError:
+    return InputError(
+        f"{path}: column {column!r} is not numeric: {where} holds {value!r}; expected numbers in "
+        f"every feature column ({UNSUPPORTED}; leave the column out with data.features)"
+    )
+
+
+def check_finite(path: Path, kind: str, x: np.ndarray, names: tuple[str, ...]) -> None:
+    finite = np.isfinite(x)
+    if finite.all():
+        return
+    row, column = (int(i) for i in np.argwhere(~finite)[0])
+    where = f"row {row + 1} (line {row + 2})" if kind == "csv" else f"row {row + 1}"
+    what = "empty or NaN" if np.isnan(x[row, column]) else "infinite (or beyond float32)"
+    raise InputError(
+        f"{path}: {where}, column {names[column]!r} is {what}; expected a finite number in "
+        f"every cell ({UNSUPPORTED})"
+    )
+
+
+def _classes(path: Path, target: str, labels) -> tuple[np.ndarray, tuple]:
+    """Label indices and the sorted distinct labels: whole numbers if every label is one, else
+    strings. Decimal labels would be a regression target, which is not supported."""
+    import pandas as pd
+
+    missing = labels.isna().to_numpy()
+    if missing.any():
+        row = int(missing.argmax())
+        raise InputError(
+            f"{path}: row {row + 1}, target column {target!r} is empty; expected a class label "
+            "in every row"
+        )
+    values = labels
+    if labels.dtype.kind not in "iuf":  # text (CSV) or strings/booleans (Parquet)
+        numbers = pd.to_numeric(labels, errors="coerce")
+        values = numbers if numbers.notna().all() else labels.astype(str)
+    if values.dtype.kind == "f":
+        fractional = (values != values.round()).to_numpy()
+        if fractional.any():
+            row = int(fractional.argmax())
+            raise InputError(
+                f"{path}: target column {target!r} holds {labels.iloc[row]!r} (row {row + 1}); "
+                "expected class labels (whole numbers or names): regression is not supported"
+            )
+        values = values.astype(np.int64)
+    codes, classes = pd.factorize(values, sort=True)
+    return codes, tuple(c.item() if hasattr(c, "item") else str(c) for c in classes)
+
+
+def _check_sizes(path: Path, data: DataParams, codes: np.ndarray, classes: tuple) -> None:
+    if len(classes) < 2:
+        raise InputError(
+            f"{path}: target column {data.target!r} holds one class ({classes[0]!r}); expected "
+            "at least 2 classes"
+        )
+    counts = np.bincount(codes, minlength=len(classes))
+    if counts.min() < 2:
+        raise _too_small(path, data, codes, classes)
+    n_test = int(np.ceil(data.test_size * len(codes)))
+    n_val = int(np.ceil(data.val_size * (len(codes) - n_test))) if data.val_size else None
+    sizes = {"test": n_test, "val": n_val, "train": len(codes) - n_test - (n_val or 0)}
+    for split, size in sizes.items():
+        if size is not None and size < len(classes):
+            raise InputError(
+                f"{path}: {len(codes)} rows give the {split} split {size} rows "
+                f"(data.test_size {data.test_size}, data.val_size {data.val_size}), fewer than the "
+                f"{len(classes)} classes; expected more rows or larger shares"
+            )
+
+
+def _too_small(path: Path, data: DataParams, codes: np.ndarray, classes: tuple) -> InputError:
+    counts = np.bincount(codes, minlength=len(classes))
+    smallest = int(counts.argmin())
+    return InputError(
+        f"{path}: class {classes[smallest]!r} of column {data.target!r} has {counts[smallest]} "
+        f"row(s), too few to stratify the splits (data.test_size {data.test_size}, "
+        f"data.val_size {data.val_size}); expected at least 2 rows of each class in every split "
+        "that is divided"
+    )
+
+
+def _sha256(path: Path) -> str:
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
