@@ -74,11 +74,15 @@ class Split:
 
 def generate(data: DataParams, seed: int) -> dict[str, Split]:
     if data.kind == "toy":
-        source = "pipeline.data.toy"
+        meaning = {
+            "classes": (0, 1),
+            "source": "pipeline.data.toy",
+            "standardize": data.standardize,
+        }
         return {
-            "train": _split(*TOY_TRAIN, source=source, standardize=data.standardize),
-            "val": _split(np.zeros((0, 2)), np.zeros(0), source=source),
-            "test": _split(*TOY_TEST, source=source),
+            "train": _split(*TOY_TRAIN, **meaning),
+            "val": _split(np.zeros((0, 2)), np.zeros(0), **meaning),
+            "test": _split(*TOY_TEST, **meaning),
         }
     return _classification(data, seed)
 
@@ -127,7 +131,7 @@ def _split(features, labels, **meaning) -> Split:
 def save_split(split: Split, path: Path) -> None:
     meaning = {
         "feature_names": np.array(split.feature_names, dtype=str),
-        "classes": np.array(split.classes),
+        "classes": np.array(split.classes) if split.classes else np.zeros(0, np.int64),
         "source": np.array(split.source),
         "source_sha256": np.array(split.source_sha256),
         "standardize": np.array(split.standardize),

@@ -201,7 +201,7 @@ def _classes(path: Path, target: str, labels) -> tuple[np.ndarray, tuple]:
             )
         values = values.astype(np.int64)
     codes, classes = pd.factorize(values, sort=True)
-    return codes, tuple(c.item() if hasattr(c, "item") else str(c) for c in classes)
+    return codes, tuple(classes.tolist())  # Python ints or strs, as JSON writes them
 
 
 def _check_sizes(path: Path, data: DataParams, codes: np.ndarray, classes: tuple) -> None:
