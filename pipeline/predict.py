@@ -37,8 +37,6 @@ def read_rows(path: Path, features: tuple[str, ...]) -> np.ndarray:
 
 
 def _rows_by_name(path: Path, header: list[str], features: tuple[str, ...]) -> np.ndarray:
-    import pandas as pd
-
     missing = [name for name in features if name not in header]
     if missing:
         raise InputError(
@@ -51,11 +49,7 @@ def _rows_by_name(path: Path, header: list[str], features: tuple[str, ...]) -> n
             f"warning: {path}: columns ignored (not features of the model): {', '.join(ignored)}",
             file=sys.stderr,
         )
-    try:
-        frame = pd.read_csv(path, usecols=list(features), dtype=dict.fromkeys(features, "float32"))
-    except ValueError:  # a cell that is not a number
-        raise table.not_numeric_in_csv(path, features) from None
-    rows = frame[list(features)].to_numpy(np.float32)
+    rows = table.read_csv(path, header, features)[list(features)].to_numpy(np.float32)
     table.check_finite(path, "csv", rows, features)
     return rows
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -54,7 +55,9 @@ def read_table(path: Path, *, target: str, features: tuple[str, ...] = ()):
         raise InputError(f"{path}: file not found; expected a table added with `dvc add {path}`")
     columns = _csv_header(path) if kind == "csv" else _parquet_columns(path)
     names = _feature_names(path, columns, target, features)
-    frame = _read_csv(path, names, target) if kind == "csv" else _read_parquet(path, names, target)
+    # Labels are read as text from CSV: their type is decided once over the whole column
+    # (_classes), not per chunk as pandas' inference would.
+    frame = read_csv(path, columns, names) if kind == "csv" else _read_parquet(path, names, target)
     labels = frame[target]
     x = frame[list(names)].to_numpy(np.float32)
     del frame  # the float32 copy is all that is kept of the features
@@ -107,28 +110,35 @@ def _feature_names(path: Path, columns: list[str], target: str, features: tuple[
     return tuple(features) or tuple(name for name in columns if name != target)
 
 
-def _read_csv(path: Path, names: tuple[str, ...], target: str):
+def read_csv(path: Path, header: list[str], numeric: tuple[str, ...]):
+    """The CSV as a DataFrame: `numeric` columns as float32, every other column as text.
+
+    Every column is read (no usecols): pandas checks each line's field count only then.
+    """
     import pandas as pd
 
-    # Labels as text: their type is decided once over the whole column (_classes), never per
-    # chunk as pandas' inference would.
-    dtypes = {name: np.float32 for name in names} | {target: str}
+    dtypes = dict.fromkeys(header, str) | dict.fromkeys(numeric, np.float32)
     try:
-        return pd.read_csv(path, usecols=[*names, target], dtype=dtypes, keep_default_na=True)
-    except pd.errors.ParserError as exc:
+        with warnings.catch_warnings():
+            # A first data row with an extra field would silently become an index column.
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            # A number beyond float32 becomes inf, which check_finite names with its cell.
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return pd.read_csv(path, dtype=dtypes, index_col=False)
+    except (pd.errors.ParserError, pd.errors.ParserWarning) as exc:
         raise InputError(
             f"{path}: not well-formed CSV ({_first_line(exc)}); expected the header's "
-            f"{len(names) + 1}+ fields on every line"
+            f"{len(header)} fields on every line"
         ) from None
-    except ValueError:  # a feature cell that is not a number
-        raise not_numeric_in_csv(path, names) from None
+    except ValueError:  # a numeric cell that is not a number
+        raise not_numeric_in_csv(path, numeric) from None
 
 
 def not_numeric_in_csv(path: Path, names: tuple[str, ...]) -> InputError:
     """Find the cell float32 parsing refused (only after a failure: a second pass as text)."""
     import pandas as pd
 
-    text = pd.read_csv(path, usecols=list(names), dtype=str)
+    text = pd.read_csv(path, dtype=str, index_col=False)
     for name in names:
         # Empty and NA cells are read as NaN by both passes; _check_finite names those.
         refused = pd.to_numeric(text[name], errors="coerce").isna() & text[name].notna()
