@@ -170,3 +170,20 @@ def test_a_model_json_without_names_loads_with_the_generated_names():
     assert arch.standardize is False
     named = Architecture(2, (4,), 2, features=("a", "b"), classes=("no", "yes"), standardize=True)
     assert Architecture.from_dict(named.to_dict()) == named
+
+
+def test_a_training_split_smaller_than_a_batch_stops_train_with_one_line(workspace, capsys):
+    wine().to_csv(workspace / "data/raw/wine.csv", index=False)
+    (workspace / "params.yaml").write_text(
+        "data: {kind: table, path: data/raw/wine.csv, target: cultivar}\n"
+        "train: {batch_size: 200, device: cpu}\n"
+    )
+    assert generate.main([]) == 0
+    capsys.readouterr()
+    assert train.main([]) == 2
+    assert capsys.readouterr().err == (
+        "error: data/train.npz: train.batch_size is 200 with drop_last, but each of 1 process(es) "
+        "gets 127 training samples; expected a batch size of at most 127 or train.drop_last: "
+        "false\n"
+    )
+    assert not (workspace / "models").exists()
