@@ -67,7 +67,9 @@ def read_table(path: Path, *, target: str, features: tuple[str, ...] = ()):
 
 def _csv_header(path: Path) -> list[str]:
     try:
-        with open(path, newline="", encoding="utf-8") as handle:
+        # utf-8-sig: spreadsheet programs start UTF-8 files with a byte-order mark, which
+        # pandas skips too.
+        with open(path, newline="", encoding="utf-8-sig") as handle:
             header = next(csv.reader(handle), None)
     except (UnicodeDecodeError, csv.Error):
         raise InputError(f"{path}: not UTF-8 CSV text; expected a CSV with a header row") from None
