@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -24,22 +25,25 @@ UNSUPPORTED = "categorical features and missing values are not supported"
 
 def table_splits(data: DataParams, seed: int) -> dict[str, Split]:
     path = Path(data.path)
-    features, labels, names = read_table(path, target=data.target, features=data.features)
-    codes, classes = _classes(path, data.target, labels)
-    _check_sizes(path, data, codes, classes)
-    try:
-        rows = split_rows(
-            features, codes, test_size=data.test_size, val_size=data.val_size, seed=seed
-        )
-    except ValueError:  # scikit-learn: a class too small to stratify the validation split too
-        raise _too_small(path, data, codes, classes) from None
-    meaning = {
-        "feature_names": names,
-        "classes": classes,
-        "source": str(data.path),
-        "source_sha256": _sha256(path),
-        "standardize": data.standardize,
-    }
+    # The file's digest is taken alongside the parsing (hashlib releases the GIL).
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        digest = pool.submit(_sha256, path) if path.is_file() else None
+        features, labels, names = read_table(path, target=data.target, features=data.features)
+        codes, classes = _classes(path, data.target, labels)
+        _check_sizes(path, data, codes, classes)
+        try:
+            rows = split_rows(
+                features, codes, test_size=data.test_size, val_size=data.val_size, seed=seed
+            )
+        except ValueError:  # scikit-learn: a class too small to stratify the val split too
+            raise _too_small(path, data, codes, classes) from None
+        meaning = {
+            "feature_names": names,
+            "classes": classes,
+            "source": str(data.path),
+            "source_sha256": digest.result(),
+            "standardize": data.standardize,
+        }
     return {name: Split(x, y.astype(np.int64), **meaning) for name, (x, y) in rows.items()}
 
 
@@ -189,31 +193,38 @@ def check_finite(path: Path, kind: str, x: np.ndarray, names: tuple[str, ...]) -
 
 def _classes(path: Path, target: str, labels) -> tuple[np.ndarray, tuple]:
     """Label indices and the sorted distinct labels: whole numbers if every label is one, else
-    strings. Decimal labels would be a regression target, which is not supported."""
+    strings. Decimal labels would be a regression target, which is not supported.
+
+    The distinct values are found first (hashing), and only those few are parsed and sorted.
+    """
     import pandas as pd
 
-    missing = labels.isna().to_numpy()
-    if missing.any():
-        row = int(missing.argmax())
+    codes, distinct = pd.factorize(labels)
+    if (codes < 0).any():  # factorize marks a missing value -1
+        row = int((codes < 0).argmax())
         raise InputError(
             f"{path}: row {row + 1}, target column {target!r} is empty; expected a class label "
             "in every row"
         )
-    values = labels
-    if labels.dtype.kind not in "iuf":  # text (CSV) or strings/booleans (Parquet)
-        numbers = pd.to_numeric(labels, errors="coerce")
-        values = numbers if numbers.notna().all() else labels.astype(str)
+    values = pd.Series(distinct)
+    if values.dtype.kind not in "iuf":  # text (CSV) or strings/booleans (Parquet)
+        numbers = pd.to_numeric(values, errors="coerce")
+        values = numbers if numbers.notna().all() else values.astype(str)
+    if values.dtype.kind == "b":  # true/false from Parquet: names, as in a CSV
+        values = values.astype(str)
     if values.dtype.kind == "f":
         fractional = (values != values.round()).to_numpy()
         if fractional.any():
-            row = int(fractional.argmax())
+            row = int((codes == fractional.argmax()).argmax())
             raise InputError(
                 f"{path}: target column {target!r} holds {labels.iloc[row]!r} (row {row + 1}); "
                 "expected class labels (whole numbers or names): regression is not supported"
             )
         values = values.astype(np.int64)
-    codes, classes = pd.factorize(values, sort=True)
-    return codes, tuple(classes.tolist())  # Python ints or strs, as JSON writes them
+    order = np.argsort(values.to_numpy(), kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    return rank[codes], tuple(values.iloc[order].tolist())  # Python ints or strs, for JSON
 
 
 def _check_sizes(path: Path, data: DataParams, codes: np.ndarray, classes: tuple) -> None:
