@@ -84,7 +84,8 @@ def test_notebook_parity_through_dvc_and_mlflow(project):
     assert np.asarray(logits).argmax(axis=1).tolist() == TOY_TRAIN[1]
     assert pyfunc.metadata.signature is not None
 
-    (project / "points.csv").write_text("x1,x2\n" + "".join(f"{a},{b}\n" for a, b in TOY_TRAIN[0]))
+    # Generated data names its features x0, x1, ... and its classes 0, 1, ...
+    (project / "points.csv").write_text("x0,x1\n" + "".join(f"{a},{b}\n" for a, b in TOY_TRAIN[0]))
     printed = run(
         [
             "python",
@@ -97,6 +98,7 @@ def test_notebook_parity_through_dvc_and_mlflow(project):
         ],
         project,
     ).stdout.splitlines()
+    assert printed[0] == "prob_0,prob_1,class"
     probabilities = [[float(c) for c in line.split(",")[:2]] for line in printed[1:]]
     assert probabilities == NOTEBOOK_PROBABILITIES
 
