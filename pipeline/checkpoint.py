@@ -38,7 +38,10 @@ def load(state_path: Path | str) -> tuple[NeuralNetwork, Architecture]:
 
 
 def _read_architecture(path: Path) -> Architecture:
-    expected = "JSON with num_inputs, hidden (a list) and num_outputs, whole numbers from 1"
+    expected = (
+        "JSON with num_inputs, hidden (a list) and num_outputs, whole numbers from 1 (and "
+        "optionally features, classes: lists of one name per input and output)"
+    )
     try:
         raw = json.loads(path.read_text())
     except FileNotFoundError:
@@ -65,6 +68,27 @@ def _architecture_problem(raw) -> str | None:
         # bool is an int to Python, and int("53") or int(4.7) would quietly build another model.
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             return f"{key} holds {value!r}"
+    return _names_problem(raw)
+
+
+def _names_problem(raw: dict) -> str | None:
+    """The optional names of inputs and outputs (models saved before them have none)."""
+    for key, size, kinds in [
+        ("features", "num_inputs", str),
+        ("classes", "num_outputs", int | str),
+    ]:
+        names = raw.get(key)
+        if names is None:
+            continue
+        if not isinstance(names, list):
+            return f"{key} is {names!r}, not a list"
+        wrong = [n for n in names if isinstance(n, bool) or not isinstance(n, kinds)]
+        if wrong:
+            return f"{key} holds {wrong[0]!r}"
+        if len(names) != raw[size] or len(set(names)) != len(names):
+            return f"{key} is {names!r}, not {raw[size]} distinct names ({size})"
+    if not isinstance(raw.get("standardize", False), bool):
+        return f"standardize holds {raw['standardize']!r}"
     return None
 
 

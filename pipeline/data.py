@@ -1,19 +1,18 @@
-"""Datasets: the notebook's toy points and scikit-learn synthetic sets; save, load, batches."""
+"""Datasets: the notebook's toy points and scikit-learn synthetic sets, stratified splits, batches.
+
+A user's table is read by pipeline.table, which hands its rows to split_rows; a split and its
+.npz file are pipeline.splits (Split, save_split and load_split are importable from here too).
+"""
 
 from __future__ import annotations
 
 import math
-import zipfile
-import zlib
-from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pipeline.errors import InputError
-from pipeline.files import atomic_path
 from pipeline.params import DataParams
+from pipeline.splits import Split, load_split, save_split
 
 # torch is imported where batches are made: `generate` needs only numpy and scikit-learn.
 if TYPE_CHECKING:
@@ -21,6 +20,7 @@ if TYPE_CHECKING:
     from torch.utils.data import DataLoader, Sampler
 
 SPLITS = ("train", "val", "test")
+__all__ = ["SPLITS", "Split", "generate", "load_split", "make_loader", "save_split", "split_rows"]
 
 # The notebook's toy set (cell "To simulate the creation of a DataLoader").
 TOY_TRAIN = (
@@ -30,28 +30,23 @@ TOY_TRAIN = (
 TOY_TEST = ([[-0.8, 2.8], [2.6, -1.6]], [0, 1])
 
 
-@dataclass(frozen=True)
-class Split:
-    features: np.ndarray  # float32, shape (n, n_features)
-    labels: np.ndarray  # int64, shape (n,)
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-
 def generate(data: DataParams, seed: int) -> dict[str, Split]:
     if data.kind == "toy":
+        meaning = {
+            "classes": (0, 1),
+            "source": "pipeline.data.toy",
+            "standardize": data.standardize,
+        }
         return {
-            "train": _split(*TOY_TRAIN),
-            "val": _split(np.zeros((0, 2)), np.zeros(0)),
-            "test": _split(*TOY_TEST),
+            "train": _split(*TOY_TRAIN, **meaning),
+            "val": _split(np.zeros((0, 2)), np.zeros(0), **meaning),
+            "test": _split(*TOY_TEST, **meaning),
         }
     return _classification(data, seed)
 
 
 def _classification(data: DataParams, seed: int) -> dict[str, Split]:
     from sklearn.datasets import make_classification
-    from sklearn.model_selection import train_test_split
 
     # make_classification needs 2**n_informative >= n_classes * clusters_per_class.
     n_informative = min(data.n_features, max(math.ceil(math.log2(2 * data.n_classes)), 10))
@@ -64,75 +59,33 @@ def _classification(data: DataParams, seed: int) -> dict[str, Split]:
         class_sep=1.5,
         random_state=seed,
     )
-    x_rest, x_test, y_rest, y_test = train_test_split(
-        x, y, test_size=data.test_size, stratify=y, random_state=seed
-    )
-    x_val, y_val = np.zeros((0, data.n_features)), np.zeros(0)
-    if data.val_size:
-        x_rest, x_val, y_rest, y_val = train_test_split(
-            x_rest, y_rest, test_size=data.val_size, stratify=y_rest, random_state=seed
-        )
+    rows = split_rows(x, y, test_size=data.test_size, val_size=data.val_size, seed=seed)
+    classes = tuple(range(data.n_classes))
+    source = "sklearn.datasets.make_classification"
+    meaning = {"classes": classes, "source": source, "standardize": data.standardize}
+    return {name: _split(*xy, **meaning) for name, xy in rows.items()}
+
+
+def split_rows(x, y, *, test_size: float, val_size: float, seed: int) -> dict[str, tuple]:
+    """Stratified train/val/test (features, labels), drawn from `seed` (val from the rest)."""
+    from sklearn.model_selection import train_test_split
+
+    # Row indices are split, then each split's rows taken once: the same rows in the same order
+    # as splitting the arrays themselves, without holding the intermediate rest of a large table.
+    rows = np.arange(len(y))
+    rest, test = train_test_split(rows, test_size=test_size, stratify=y, random_state=seed)
+    val = rows[:0]
+    if val_size:
+        rest, val = train_test_split(rest, test_size=val_size, stratify=y[rest], random_state=seed)
     return {
-        "train": _split(x_rest, y_rest),
-        "val": _split(x_val, y_val),
-        "test": _split(x_test, y_test),
+        name: (x[index], y[index])
+        for name, index in (("train", rest), ("val", val), ("test", test))
     }
 
 
-def _split(features, labels) -> Split:
-    return Split(np.asarray(features, dtype=np.float32), np.asarray(labels, dtype=np.int64))
-
-
-def save_split(split: Split, path: Path) -> None:
-    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-        np.savez(handle, features=split.features, labels=split.labels)
-
-
-ZIP_MAGIC = b"PK\x03\x04"
-EXPECTED_SPLIT = "an .npz written by `python -m pipeline.generate` (features, labels)"
-
-
-def load_split(path: Path | str) -> Split:
-    """Read a split written by save_split; anything else is a one-line InputError."""
-    path = Path(path)
-    features, labels = _read_arrays(path)
-    problem = _split_problem(features, labels)
-    if problem:
-        raise InputError(f"{path}: {problem}; expected {EXPECTED_SPLIT}")
-    return Split(features, labels)
-
-
-def _read_arrays(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    def refuse(problem: str) -> InputError:
-        return InputError(f"{path}: {problem}; expected {EXPECTED_SPLIT}")
-
-    try:
-        with open(path, "rb") as handle:
-            # np.load would try anything that is neither .npz nor .npy as a pickle.
-            if handle.read(4) != ZIP_MAGIC:
-                raise refuse("not an .npz archive")
-        with np.load(path, allow_pickle=False) as archive:
-            if not {"features", "labels"} <= set(archive.files):
-                raise refuse(f"holds arrays {sorted(archive.files)}")
-            return archive["features"], archive["labels"]
-    except FileNotFoundError:
-        raise InputError(f"{path}: file not found; run `dvc repro generate` first") from None
-    except ValueError:  # object arrays, which only unpickling could read
-        raise refuse("refused, it holds pickled objects") from None
-    except (OSError, EOFError, zipfile.BadZipFile, zlib.error):
-        raise refuse("unreadable or truncated") from None
-
-
-def _split_problem(features: np.ndarray, labels: np.ndarray) -> str | None:
-    if features.ndim != 2 or labels.ndim != 1 or len(features) != len(labels):
-        return f"features {features.shape} and labels {labels.shape} do not match"
-    if features.dtype != np.float32 or labels.dtype != np.int64:
-        return f"dtypes {features.dtype}/{labels.dtype} instead of float32/int64"
-    if len(labels) and labels.min() < 0:
-        return f"labels include {labels.min()}; class indices start at 0"
-    if not np.isfinite(features).all():
-        return "features include NaN or infinity"
-    return None
+def _split(features, labels, **meaning) -> Split:
+    x, y = np.asarray(features, dtype=np.float32), np.asarray(labels, dtype=np.int64)
+    return Split(x, y, **meaning)
 
 
 class BatchDataset:

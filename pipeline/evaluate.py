@@ -7,6 +7,8 @@ MLflow's import in the agent overlaps torch's here.
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import sys
 from pathlib import Path
 
@@ -41,14 +43,11 @@ def run(
     predicted = {name: _predict(model, split, batch_size) for name, split in splits.items()}
     tracker = tracking.resume_run(tracking.recorded_run_id(train_metrics), stream=True)
     with tracking.run_status(tracker):
-        report = _report(splits, predicted, arch.num_outputs)
+        tracker.log_datasets([splits["test"].as_dataset("test", "testing")])
+        report = _report(splits, predicted, arch.classes)
         matrix = np.asarray(report.pop("confusion_matrix"))
-        rows = zip(splits["test"].labels, predicted["test"], strict=True)
-        write_text(
-            plots_dir / "confusion.csv",
-            "actual,predicted\n" + "".join(f"{a},{p}\n" for a, p in rows),
-        )
-        plots.confusion_matrix(matrix, plots_dir / "confusion.png")
+        write_text(plots_dir / "confusion.csv", _confusion_csv(splits["test"], predicted["test"]))
+        plots.confusion_matrix(matrix, plots_dir / "confusion.png", arch.classes)
         write_json(metrics_path, report)
         tracker.log_metric("train_accuracy", report["train_accuracy"])
         tracker.log_metric("test_accuracy", report["test_accuracy"])
@@ -65,9 +64,20 @@ def _predict(model, split: Split, batch_size: int) -> np.ndarray:
     return predict_proba(model, loader, torch.device("cpu")).argmax(dim=1).numpy()
 
 
-def _report(splits: dict[str, Split], predicted: dict[str, np.ndarray], n_classes: int) -> dict:
+def _confusion_csv(test: Split, predicted: np.ndarray) -> str:
+    """actual,predicted per test row, in class names (quoted where a name needs it)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["actual", "predicted"])
+    names = np.asarray(test.classes, dtype=object)
+    writer.writerows(zip(names[test.labels], names[predicted], strict=True))
+    return out.getvalue()
+
+
+def _report(splits: dict[str, Split], predicted: dict[str, np.ndarray], classes: tuple) -> dict:
     # With numpy rather than sklearn.metrics, whose import (scipy and more) took 1.9 s, longer
     # than the whole evaluation; tests/test_evaluate.py compares every figure with scikit-learn.
+    n_classes = len(classes)
     truth = splits["test"].labels
     matrix = confusion_matrix(truth, predicted["test"], n_classes)
     hits = np.diag(matrix).astype(float)
@@ -78,7 +88,7 @@ def _report(splits: dict[str, Split], predicted: dict[str, np.ndarray], n_classe
         "train_accuracy": float(np.mean(splits["train"].labels == predicted["train"])),
         "test_accuracy": float(np.mean(truth == predicted["test"])),
         "per_class": {
-            str(c): {
+            str(classes[c]): {
                 "precision": float(precision[c]),
                 "recall": float(recall[c]),
                 "f1": float(f1[c]),

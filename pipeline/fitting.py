@@ -27,7 +27,10 @@ def architecture(params: Params, train_split: Split, val_split: Split) -> Archit
     return Architecture(
         num_inputs=train_split.features.shape[1],
         hidden=params.model.hidden,
-        num_outputs=int(max(train_split.labels.max(), val_split.labels.max(initial=0))) + 1,
+        num_outputs=len(train_split.classes),
+        features=train_split.feature_names,
+        classes=train_split.classes,
+        standardize=train_split.standardize,
     )
 
 
@@ -63,7 +66,10 @@ def prepare(*, params: Params, train_split: Split, val_split: Split, runtime) ->
     arch = architecture(params, train_split, val_split)
     # The notebook's order: seed, build the model, then let the loader draw its shuffles.
     torch.manual_seed(params.seed)
-    model = runtime.wrap(build_model(arch).to(runtime.device))
+    model = build_model(arch)
+    if model.standardize is not None:  # the training rows' statistics only
+        model.standardize.fit(torch.from_numpy(train_split.features))
+    model = runtime.wrap(model.to(runtime.device))
     optimizer = make_optimizer(cfg.optimizer, model.parameters(), cfg.lr)
     sampler = runtime.sampler(train_split, cfg.shuffle, params.seed, cfg.drop_last)
     loader = make_loader(

@@ -9,10 +9,12 @@ from pathlib import Path
 from pipeline.data import SPLITS, generate, save_split
 from pipeline.errors import exits_cleanly
 from pipeline.params import DataParams, load_params
+from pipeline.table import table_splits
 
 
 def run(*, data: DataParams, seed: int, out_dir: Path) -> dict[str, int]:
-    splits = generate(data, seed)
+    # The whole table is read and checked before the first split is written.
+    splits = table_splits(data, seed) if data.kind == "table" else generate(data, seed)
     for name in SPLITS:
         save_split(splits[name], out_dir / f"{name}.npz")
     return {name: len(split) for name, split in splits.items()}

@@ -18,6 +18,7 @@ class Architecture:
     num_outputs: int
     features: tuple[str, ...] = ()  # default: x0, x1, ... (generated data)
     classes: tuple[int | str, ...] = ()  # default: 0, 1, ... (generated data)
+    standardize: bool = False  # the module standardizes its inputs (buffers in the state_dict)
 
     def __post_init__(self):
         # Models saved before names were kept get the generated data's names.
@@ -38,14 +39,45 @@ class Architecture:
             int(raw["num_outputs"]),
             features=tuple(raw.get("features", ())),
             classes=tuple(raw.get("classes", ())),
+            standardize=bool(raw.get("standardize", False)),
         )
 
 
-class NeuralNetwork(torch.nn.Module):
-    """Linear/ReLU layers returning logits; `layers.N.*` keys match the notebook's state_dict."""
+class Standardize(torch.nn.Module):
+    """(x - mean) / scale with the training split's statistics, kept as buffers: the plain
+    state_dict carries them, so every consumer of the model takes raw feature values."""
 
-    def __init__(self, num_inputs: int, num_outputs: int, hidden: tuple[int, ...] = (30, 20)):
+    def __init__(self, num_inputs: int):
         super().__init__()
+        self.register_buffer("mean", torch.zeros(num_inputs))
+        self.register_buffer("scale", torch.ones(num_inputs))
+
+    def fit(self, features: torch.Tensor) -> None:
+        """Statistics of `features` (the training rows only), as scikit-learn's StandardScaler:
+        population standard deviation, and a scale of 1 for a constant column."""
+        rows = features.double()
+        std = rows.std(dim=0, correction=0)
+        self.mean.copy_(rows.mean(dim=0))
+        self.scale.copy_(torch.where(std > 0, std, torch.ones_like(std)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.scale
+
+
+class NeuralNetwork(torch.nn.Module):
+    """Linear/ReLU layers returning logits; `layers.N.*` keys match the notebook's state_dict.
+
+    With `standardize`, a Standardize module comes first (keys `standardize.mean/scale`)."""
+
+    def __init__(
+        self,
+        num_inputs: int,
+        num_outputs: int,
+        hidden: tuple[int, ...] = (30, 20),
+        standardize: bool = False,
+    ):
+        super().__init__()
+        self.standardize = Standardize(num_inputs) if standardize else None
         widths = [num_inputs, *hidden]
         layers: list[torch.nn.Module] = []
         for width_in, width_out in itertools.pairwise(widths):
@@ -54,11 +86,13 @@ class NeuralNetwork(torch.nn.Module):
         self.layers = torch.nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.standardize is not None:
+            x = self.standardize(x)
         return self.layers(x)
 
 
 def build_model(arch: Architecture) -> NeuralNetwork:
-    return NeuralNetwork(arch.num_inputs, arch.num_outputs, arch.hidden)
+    return NeuralNetwork(arch.num_inputs, arch.num_outputs, arch.hidden, arch.standardize)
 
 
 def count_parameters(model: torch.nn.Module) -> int:

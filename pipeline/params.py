@@ -22,14 +22,31 @@ from pipeline.errors import InputError
 DEFAULT_PATH = Path("params.yaml")
 
 
+# Where a user's table must lie: the generate stage depends on this directory (dvc.yaml), so a
+# new version of a table in it (`dvc add` again) reruns generate and everything after it.
+TABLE_DIR = "data/raw"
+
+
 @dataclass(frozen=True)
 class DataParams:
     kind: str = "classification"
     n_samples: int = 6000
     n_features: int = 50
     n_classes: int = 3
+    # table: a CSV/Parquet file under data/raw, its label column, and the feature columns
+    # (empty: every other column).
+    path: str = ""
+    target: str = ""
+    features: tuple[str, ...] = ()
+    # Unset: true for a table (real columns come in any units), false for the generated sets,
+    # whose models stay exactly the notebook's (no extra state_dict keys, same numbers).
+    standardize: bool | None = None
     test_size: float = 0.2
     val_size: float = 0.1
+
+    def __post_init__(self):
+        if self.standardize is None:
+            object.__setattr__(self, "standardize", self.kind == "table")
 
 
 @dataclass(frozen=True)
@@ -78,7 +95,7 @@ class Params:
 
 
 CHOICES = {
-    "data.kind": ("toy", "classification"),
+    "data.kind": ("toy", "classification", "table"),
     "train.optimizer": ("sgd", "adam"),
     "train.strategy": ("single", "ddp"),
 }
@@ -195,8 +212,8 @@ def _convert(key: str, value: Any, hint: Any, source: str) -> Any:
         return InputError(f"{source}: {key} is {value!r}; expected {expected}")
 
     # bool is a subclass of int in Python, so `epochs: true` must be refused explicitly.
-    if hint is bool:
-        if not isinstance(value, bool):
+    if hint is bool or hint == bool | None:
+        if not isinstance(value, bool) and not (value is None and hint is not bool):
             raise refuse("true or false")
         return value
     if hint is int:
@@ -216,6 +233,10 @@ def _convert(key: str, value: Any, hint: Any, source: str) -> Any:
             isinstance(v, int) and not isinstance(v, bool) for v in value
         ):
             raise refuse("a list of whole numbers such as [30, 20]")
+        return tuple(value)
+    if hint == tuple[str, ...]:
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise refuse("a list of column names such as [alcohol, ash]")
         return tuple(value)
     raise TypeError(f"no conversion for {key}: {hint}")
 
@@ -262,11 +283,19 @@ def _contradiction(params: Params) -> str | None:
         if data.val_size:
             return f"data.val_size is {data.val_size}; expected 0 for the toy set (5 points)"
         n_train = TOY_SHAPE["n_train"]
+    elif data.kind == "table":
+        # The table's size is known only once generate reads it; train checks the batches.
+        return _table_problem(data)
     else:
         problem = _classification_problem(data)
         if problem:
             return problem
         n_train = split_sizes(data)["train"]
+    return batches_problem(train, n_train)
+
+
+def batches_problem(train: TrainParams, n_train: int) -> str | None:
+    """A training split too small for the batch size or the processes, or None."""
     processes = train.nproc if train.strategy == "ddp" else 1
     per_process = n_train // processes
     if train.drop_last and per_process < train.batch_size:
@@ -277,6 +306,24 @@ def _contradiction(params: Params) -> str | None:
         )
     if n_train < processes:
         return f"train.nproc is {processes}, more than the {n_train} training samples"
+    return None
+
+
+def _table_problem(data: DataParams) -> str | None:
+    if not data.path:
+        return f"data.path is empty; expected a CSV or Parquet file under {TABLE_DIR}/"
+    if not Path(data.path).is_relative_to(TABLE_DIR) or ".." in Path(data.path).parts:
+        return (
+            f"data.path is {data.path!r}; expected a file under {TABLE_DIR}/ (the directory the "
+            "generate stage depends on, so a new version of the table reruns it)"
+        )
+    if not data.target:
+        return "data.target is empty; expected the name of the table's label column"
+    if len(set(data.features)) < len(data.features):
+        twice = next(name for name in data.features if data.features.count(name) > 1)
+        return f"data.features lists {twice!r} twice; expected each column once"
+    if data.target in data.features:
+        return f"data.features lists {data.target!r}, the target; expected feature columns only"
     return None
 
 

@@ -27,14 +27,21 @@ def loss_curve(steps: list[int], losses: list[float], path: Path) -> None:
     _save(fig, path)
 
 
-def confusion_matrix(matrix: np.ndarray, path: Path) -> None:
+def confusion_matrix(matrix: np.ndarray, path: Path, classes=None) -> None:
+    """Counts of actual (rows) against predicted (columns), ticks named after the classes."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(4.5, 4))
     image = ax.imshow(matrix, cmap="Blues")
     for (row, col), count in np.ndenumerate(matrix):
         ax.text(col, row, str(count), ha="center", va="center")
     ticks = range(len(matrix))
+    names = [str(c) for c in (classes if classes is not None else ticks)]
     ax.set(xticks=ticks, yticks=ticks, xlabel="predicted", ylabel="actual", title="Test confusion")
+    long_names = max(map(len, names)) > 3
+    ax.set_xticklabels(
+        names, rotation=45 if long_names else 0, ha="right" if long_names else "center"
+    )
+    ax.set_yticklabels(names)
     fig.colorbar(image, ax=ax)
     _save(fig, path)
 

@@ -1,5 +1,7 @@
 """Predict classes for feature rows in a CSV: softmax probabilities, then the predicted class.
 
+Columns are matched to the model's features by header name; the output names the classes.
+
 python -m pipeline.predict --model models/model.pth --input points.csv [--output out.csv]
 python -m pipeline.predict --model models:/mlp-pipeline@champion --input points.csv
 """
@@ -17,21 +19,46 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline import checkpoint
+from pipeline import checkpoint, table
 from pipeline.errors import InputError, exits_cleanly
 from pipeline.files import write_text
 
 
-def read_rows(path: Path, num_inputs: int) -> np.ndarray:
-    """Feature rows from a CSV; a first row that is not numeric is taken as a header."""
+def read_rows(path: Path, features: tuple[str, ...]) -> np.ndarray:
+    """Feature rows from a CSV: columns matched to `features` by header name (any order, others
+    ignored with a warning); without a header (a first row of numbers), in the model's order."""
     try:
-        rows = [row for row in csv.reader(path.read_text().splitlines()) if row]
+        with open(path, newline="", encoding="utf-8") as handle:
+            first = next(csv.reader(handle), [])
     except FileNotFoundError:
         raise InputError(f"{path}: file not found; expected a CSV of feature rows") from None
     except UnicodeDecodeError:
         raise InputError(f"{path}: not text; expected a CSV of feature rows") from None
-    if rows and not _numeric(rows[0]):
-        rows = rows[1:]
+    if not first or _numeric(first):
+        return _rows_in_order(path, len(features))
+    return _rows_by_name(path, first, features)
+
+
+def _rows_by_name(path: Path, header: list[str], features: tuple[str, ...]) -> np.ndarray:
+    missing = [name for name in features if name not in header]
+    if missing:
+        raise InputError(
+            f"{path}: no column {missing[0]!r}; expected a column for each of the model's "
+            f"features: {', '.join(features)}"
+        )
+    ignored = [name for name in header if name not in features]
+    if ignored:
+        print(
+            f"warning: {path}: columns ignored (not features of the model): {', '.join(ignored)}",
+            file=sys.stderr,
+        )
+    rows = table.read_csv(path, header, features)[list(features)].to_numpy(np.float32)
+    table.check_finite(path, "csv", rows, features)
+    return rows
+
+
+def _rows_in_order(path: Path, num_inputs: int) -> np.ndarray:
+    rows = [row for row in csv.reader(path.read_text().splitlines()) if row]
     for number, row in enumerate(rows, start=1):
         if len(row) != num_inputs or not _numeric(row):
             raise InputError(
@@ -54,12 +81,13 @@ def predict(model: torch.nn.Module, features: np.ndarray) -> tuple[np.ndarray, n
     return probabilities, probabilities.argmax(axis=1)
 
 
-def to_csv(probabilities: np.ndarray, classes: np.ndarray, decimals: int) -> str:
+def to_csv(probabilities: np.ndarray, predicted: np.ndarray, classes: tuple, decimals: int) -> str:
+    """prob_<class> per class, then the predicted class, by name."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow([f"prob_{c}" for c in range(probabilities.shape[1])] + ["predicted"])
-    for row, label in zip(probabilities, classes, strict=True):
-        writer.writerow([f"{p:.{decimals}f}" for p in row] + [int(label)])
+    writer.writerow([f"prob_{c}" for c in classes] + ["class"])
+    for row, index in zip(probabilities, predicted, strict=True):
+        writer.writerow([f"{p:.{decimals}f}" for p in row] + [classes[index]])
     return out.getvalue()
 
 
@@ -89,8 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with model_file(args.model) as path:
         model, arch = checkpoint.load(path)
-    probabilities, classes = predict(model, read_rows(args.input, arch.num_inputs))
-    text = to_csv(probabilities, classes, args.decimals)
+    probabilities, predicted = predict(model, read_rows(args.input, arch.features))
+    text = to_csv(probabilities, predicted, arch.classes, args.decimals)
     if args.output:
         write_text(args.output, text)
     else:

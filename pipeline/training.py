@@ -17,7 +17,7 @@ from pipeline.engine import evaluate_loss_accuracy
 from pipeline.errors import InputError
 from pipeline.files import all_or_nothing, sha256_of, write_json, write_text
 from pipeline.fitting import prepare, validation_loader
-from pipeline.params import Params
+from pipeline.params import Params, batches_problem
 from pipeline.progress import Progress
 
 # The run that the DDP launcher opened, for its rank 0 worker to log into.
@@ -37,10 +37,18 @@ def _train(runtime, params, data_dir, checkpoint_path, metrics_path, plots_dir) 
     split_paths = [data_dir / "train.npz", data_dir / "val.npz"]
     train_split, val_split = (load_split(path) for path in split_paths)
     _check_same_width(train_split, val_split, split_paths)
+    if problem := batches_problem(cfg, len(train_split)):
+        raise InputError(f"{split_paths[0]}: {problem}")
     fitting = prepare(params=params, train_split=train_split, val_split=val_split, runtime=runtime)
     model, loader, arch = fitting.model, fitting.loader, fitting.arch
-    tags = {"data.sha256": sha256_of(split_paths), **runtime.tags()}
+    # A table's own digest (what `sha256sum` prints); generated sets: the splits' files.
+    data_digest = train_split.source_sha256 or sha256_of(split_paths)
+    tags = {"data.sha256": data_digest, "data.source": train_split.source, **runtime.tags()}
     tracker = _open_run(runtime, params, tags)
+    tracker.log_datasets(
+        [train_split.as_dataset("train", "training")]
+        + ([val_split.as_dataset("val", "validation")] if len(val_split) else [])
+    )
     leave_a_core(runtime.device)
     history = LossHistory(cfg.log_every, tracker)
     with tracking.run_status(tracker):

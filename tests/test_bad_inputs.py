@@ -58,6 +58,9 @@ BASELINE = {
     "evaluate": {"batch_size": 64},
 }
 
+# A user's table in data/raw/t.csv with label column y (BAD_TABLES writes the file).
+TABLE = {"data.kind": '"table"', "data.path": '"data/raw/t.csv"', "data.target": '"y"'}
+
 # The stages' arguments, as dvc.yaml passes them.
 STAGES = {
     "validate": "--params params.yaml --out data/params.ok",
@@ -167,6 +170,15 @@ BAD_PARAMS = [
         "data.n_features is 2 but data.n_classes 3 needs at least 3 features",
     ),
     ("validate", {"data.kind": "toy"}, "data.val_size is 0.2; expected 0 for the toy set"),
+    # a user's table: where it must lie and what must be named
+    ("validate", {**TABLE, "data.path": '"wine.csv"'}, "data.path is 'wine.csv'; expected a file"),
+    ("validate", {**TABLE, "data.path": '"data/raw/../x.csv"'}, "expected a file under data/raw/"),
+    ("validate", {**TABLE, "data.path": '""'}, "data.path is empty; expected a CSV or Parquet"),
+    ("validate", {**TABLE, "data.target": '""'}, "data.target is empty; expected the name of"),
+    ("validate", {**TABLE, "data.features": '["y"]'}, "data.features lists 'y', the target"),
+    ("validate", {**TABLE, "data.features": '["a", "a"]'}, "data.features lists 'a' twice"),
+    ("validate", {"data.features": "[1]"}, "data.features is [1]; expected a list of column names"),
+    ("validate", {"data.standardize": "1"}, "data.standardize is 1; expected true or false"),
     # not a params file
     ("validate", "train: {lr: 0.1\n", "params.yaml: not valid YAML at line 2"),
     ("validate", "train:\n  lr: 0.1\n  lr: 0.5\n", "not valid YAML at line 3 (key 'lr' appea"),
@@ -328,6 +340,18 @@ BAD_FILES = [
     ("evaluate", "metrics/train.json", text("{"), "metrics/train.json: not JSON with mlflow_run"),
     ("predict", "points.csv", deleted(), "points.csv: file not found; expected a CSV"),
     ("predict", "points.csv", text("1,2\n"), "points.csv: data row 1 is '1,2'; expected 4 nu"),
+    (
+        "predict",
+        "points.csv",
+        text("x0,x1,x2\n1,2,3\n"),
+        "points.csv: no column 'x3'; expected a column for each of the model's features: x0, x1",
+    ),
+    (
+        "predict",
+        "points.csv",
+        text("x0,x1,x2,x3\n1,2,3,4\n1,2,abc,4\n"),
+        "points.csv: column 'x2' is not numeric: row 2 (line 3) holds 'abc'",
+    ),
     # the search space of a study (tune.yaml)
     ("tune", "tune.yaml", deleted(), "tune.yaml: file not found; expected a study's settings"),
     ("tune", "tune.yaml", text("space: [\n"), "tune.yaml: not valid YAML at line 2"),
@@ -479,6 +503,141 @@ BAD_STORES = [
 ]
 
 
+# Bad tables (issue 10 §6): each stops generate with one line naming the file, the column or
+# row, and what was expected. The valid table: 40 rows, features a, b, c and classes p, q.
+def table_csv(rows: int = 40, header: str = "a,b,c,y", cell=None, label=None) -> str:
+    """The valid table as CSV text; `cell(i)` / `label(i)` replace row i's b / y (when not None)."""
+    lines = [header]
+    for i in range(rows):
+        b = cell(i) if cell and cell(i) is not None else f"{i * 0.5}"
+        y = label(i) if label and label(i) is not None else "pq"[i % 2]
+        lines.append(f"{i},{b},{i % 7},{y}")
+    return "\n".join(lines) + "\n"
+
+
+def parquet(**columns):
+    def write(path: Path) -> None:
+        import pandas as pd
+
+        pd.DataFrame({"a": range(40), "b": [0.5] * 40, "y": ["p", "q"] * 20, **columns}).to_parquet(
+            path
+        )
+
+    return write
+
+
+def at_row(n: int, value: str):
+    return lambda i: value if i == n - 1 else None
+
+
+# (params edits beyond TABLE, file under data/raw, how it is written, fragments of the error).
+BAD_TABLES = [
+    ({"data.path": '"data/raw/none.csv"'}, None, None, "data/raw/none.csv: file not found"),
+    ({"data.path": '"data/raw/t.xlsx"'}, "t.xlsx", text("a"), "t.xlsx: unknown extension '.xlsx'"),
+    ({}, "t.csv", lambda p: p.write_bytes(b"\xff\xfe\x00a,b"), "t.csv: not UTF-8 CSV text"),
+    (
+        {"data.path": '"data/raw/t.parquet"'},
+        "t.parquet",
+        text("PAR1 not really"),
+        "data/raw/t.parquet: unreadable (",
+        "expected a Parquet file",
+    ),
+    ({}, "t.csv", text(""), "data/raw/t.csv: empty; expected a header row"),
+    ({}, "t.csv", text(table_csv(header="1,2,3,4")), "holds numbers only, no header; expected"),
+    (
+        {"data.target": '"label"'},
+        "t.csv",
+        text(table_csv()),
+        "data/raw/t.csv: no column 'label' (data.target); the columns are a, b, c, y",
+    ),
+    (
+        {"data.features": '["a", "zz"]'},
+        "t.csv",
+        text(table_csv()),
+        "data/raw/t.csv: no column 'zz' (data.features); the columns are a, b, c, y",
+    ),
+    ({}, "t.csv", text(table_csv(header="a,a,c,y")), "t.csv: column 'a' appears twice"),
+    ({}, "t.csv", text(table_csv(header=",b,c,y")), "t.csv: column 1 has no name"),
+    (
+        {},
+        "t.csv",
+        text(table_csv(cell=at_row(3, "abc"))),
+        "data/raw/t.csv: column 'b' is not numeric: row 3 (line 4) holds 'abc'; expected numbers",
+    ),
+    (
+        {"data.path": '"data/raw/t.parquet"'},
+        "t.parquet",
+        parquet(b=["0.5"] * 39 + ["red"]),
+        "data/raw/t.parquet: column 'b' is not numeric: row 40 holds 'red'",
+    ),
+    (
+        {},
+        "t.csv",
+        text(table_csv(cell=at_row(5, ""))),
+        "data/raw/t.csv: row 5 (line 6), column 'b' is empty or NaN; expected a finite number",
+    ),
+    ({}, "t.csv", text(table_csv(cell=at_row(7, "nan"))), "row 7 (line 8), column 'b' is empty"),
+    ({}, "t.csv", text(table_csv(cell=at_row(2, "inf"))), "row 2 (line 3), column 'b' is infin"),
+    ({}, "t.csv", text(table_csv(cell=at_row(2, "1e300"))), "column 'b' is infinite (or beyond"),
+    ({}, "t.csv", text(table_csv(cell=at_row(4, "1,2"))), "t.csv: not well-formed CSV ("),
+    (
+        {},
+        "t.csv",
+        text(table_csv(label=at_row(9, ""))),
+        "data/raw/t.csv: row 9, target column 'y' is empty; expected a class label",
+    ),
+    (
+        {},
+        "t.csv",
+        text(table_csv(label=lambda i: f"{i / 3:.2f}")),
+        "target column 'y' holds '0.33' (row 2); expected class labels",
+        "regression is not supported",
+    ),
+    (
+        {},
+        "t.csv",
+        text(table_csv(label=lambda i: "p")),
+        "data/raw/t.csv: target column 'y' holds one class ('p'); expected at least 2 classes",
+    ),
+    (
+        {},
+        "t.csv",
+        text(table_csv(label=at_row(40, "r"))),
+        "data/raw/t.csv: class 'r' of column 'y' has 1 row(s), too few to stratify the splits",
+    ),
+    (
+        {},
+        "t.csv",
+        text(table_csv(rows=4)),
+        "data/raw/t.csv: 4 rows give the test split 1 rows",
+        "fewer than the 2 classes",
+    ),
+]
+
+
+def table_id(row) -> str:
+    return f"{row[1]}:{row[3][:60]}"
+
+
+@pytest.mark.parametrize("row", BAD_TABLES, ids=[table_id(row) for row in BAD_TABLES])
+def test_bad_tables_are_refused_with_one_line(workspace, row):
+    edits, name, writes, *fragments = row
+    (workspace / "data/raw").mkdir(parents=True, exist_ok=True)
+    if name:
+        writes(workspace / "data/raw" / name)
+    (workspace / "params.yaml").write_text(params_text({**TABLE, **edits}))
+    assert_refused(workspace, "generate", tuple(fragments))
+
+
+def test_the_valid_table_passes(workspace):
+    """The bad tables are each one change away from a table that generate accepts."""
+    (workspace / "data/raw").mkdir(parents=True)
+    (workspace / "data/raw/t.csv").write_text(table_csv())
+    (workspace / "params.yaml").write_text(params_text(TABLE))
+    done = run(stage_command("generate"), workspace, env=stage_env(workspace))
+    assert done.stdout == "generated train: 24 rows, val: 6 rows, test: 10 rows\n"
+
+
 def params_text(edits: dict[str, str]) -> str:
     """BASELINE as YAML with `edits` ({dotted key: YAML text}) written verbatim."""
     values = {key: json.dumps(value) for key, value in flat_baseline().items()}
@@ -525,7 +684,7 @@ def valid_workspace(tmp_path_factory) -> Path:
     env = clean_env(PIPELINE_TRACKING="0", PYTHONPATH=str(ROOT))
     for stage in ("validate", "generate", "train", "evaluate", "export"):
         run(stage_command(stage), workspace, env=env)
-    (workspace / "points.csv").write_text("x1,x2,x3,x4\n0.1,0.2,0.3,0.4\n")
+    (workspace / "points.csv").write_text("x0,x1,x2,x3\n0.1,0.2,0.3,0.4\n")
     (workspace / "tune.yaml").write_text(TUNE_SPACE)
     return workspace
 

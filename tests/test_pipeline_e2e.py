@@ -86,7 +86,8 @@ def test_notebook_parity_through_dvc_and_mlflow(project):
     assert answer[["prob_0", "prob_1"]].round(4).to_numpy().tolist() == NOTEBOOK_PROBABILITIES
     assert pyfunc.metadata.signature.inputs.input_names() == ["x0", "x1"]
 
-    (project / "points.csv").write_text("x1,x2\n" + "".join(f"{a},{b}\n" for a, b in TOY_TRAIN[0]))
+    # Generated data names its features x0, x1, ... and its classes 0, 1, ...
+    (project / "points.csv").write_text("x0,x1\n" + "".join(f"{a},{b}\n" for a, b in TOY_TRAIN[0]))
     printed = run(
         [
             "python",
@@ -99,6 +100,7 @@ def test_notebook_parity_through_dvc_and_mlflow(project):
         ],
         project,
     ).stdout.splitlines()
+    assert printed[0] == "prob_0,prob_1,class"
     probabilities = [[float(c) for c in line.split(",")[:2]] for line in printed[1:]]
     assert probabilities == NOTEBOOK_PROBABILITIES
 

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +118,9 @@ class StreamingTracker:
     def log_artifact(self, path: Path | str, artifact_path: str | None = None) -> None:
         message = {"op": "artifact", "path": str(Path(path).resolve())}
         self.agent.send({**message, "artifact_path": artifact_path})
+
+    def log_datasets(self, datasets: Sequence[Mapping[str, Any]]) -> None:
+        self.agent.send({"op": "datasets", "datasets": [dict(info) for info in datasets]})
 
     def log_model(self, state_path: Path, example_rows, registered_name: str | None) -> None:
         raise TypeError("a training's run logs no model; export logs it into the same run")

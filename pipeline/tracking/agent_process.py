@@ -23,6 +23,7 @@ import time
 import traceback
 from pathlib import Path
 
+from pipeline.tracking.datasets import dataset_inputs
 from pipeline.tracking.destination import Destination, destination, dvc_tags, git_tags
 from pipeline.tracking.sender import Sender
 from pipeline.tracking.spool import SPOOL_DIR, Spool
@@ -125,6 +126,9 @@ class Agent:
                 self.log_params(run_id, message["params"])
             elif message["op"] == "artifact":
                 self.log_artifact(run_id, message["path"], message.get("artifact_path"))
+            elif message["op"] == "datasets":
+                inputs = dataset_inputs(message["datasets"])
+                retry_locked(self.client.log_inputs, run_id, datasets=inputs)
         except Exception as exc:
             warn(f"run {run_id}: {message['op']} not logged: {_first_line(exc)}")
 

@@ -8,13 +8,14 @@ import contextlib
 import json
 import signal
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from pipeline.errors import Interrupted
 from pipeline.tracking import models
 from pipeline.tracking.agent import open_streaming_run, prepare, take_agent
+from pipeline.tracking.datasets import dataset_inputs
 from pipeline.tracking.destination import Destination, destination, repo_root, tracking_enabled
 from pipeline.tracking.stale import process_tags
 from pipeline.tracking.store import (
@@ -48,6 +49,9 @@ class NullTracker:
 
     def log_artifact(self, path: Path | str, artifact_path: str | None = None) -> None:
         pass
+
+    def log_datasets(self, datasets: Sequence[Mapping[str, Any]]) -> None:
+        """The splits the run uses (plain data: see pipeline.tracking.datasets)."""
 
     def log_model(self, state_path: Path, example_rows, registered_name: str | None) -> None:
         pass
@@ -92,6 +96,9 @@ class RunTracker(NullTracker):
 
     def log_artifact(self, path: Path | str, artifact_path: str | None = None) -> None:
         self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def log_datasets(self, datasets: Sequence[Mapping[str, Any]]) -> None:
+        retry_locked(self.client.log_inputs, self.run_id, datasets=dataset_inputs(datasets))
 
     def log_model(self, state_path: Path, example_rows, registered_name: str | None) -> None:
         models.log_model(self.client, self.run_id, state_path, example_rows, registered_name)

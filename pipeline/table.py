@@ -1,0 +1,314 @@
+"""A user's table (CSV with a header row, or Parquet) read into stratified train/val/test splits.
+
+pandas reads the file (its C parser for CSV, pyarrow for Parquet): never a Python loop over
+rows. Every way a table can be unfit is one InputError naming the file, the column or row, and
+what was expected; nothing is written before the whole table has passed.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.data import Split, split_rows
+from pipeline.errors import InputError
+from pipeline.params import DataParams
+
+FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+UNSUPPORTED = "categorical features and missing values are not supported"
+
+
+def table_splits(data: DataParams, seed: int) -> dict[str, Split]:
+    path = Path(data.path)
+    # The file's digest is taken alongside the parsing (hashlib releases the GIL).
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        digest = pool.submit(_sha256, path) if path.is_file() else None
+        features, labels, names = read_table(path, target=data.target, features=data.features)
+        codes, classes = _classes(path, data.target, labels)
+        _check_sizes(path, data, codes, classes)
+        try:
+            rows = split_rows(
+                features, codes, test_size=data.test_size, val_size=data.val_size, seed=seed
+            )
+        except ValueError:  # scikit-learn: a class too small to stratify the val split too
+            raise _too_small(path, data, codes, classes) from None
+        meaning = {
+            "feature_names": names,
+            "classes": classes,
+            "source": str(data.path),
+            "source_sha256": digest.result(),
+            "standardize": data.standardize,
+        }
+    return {name: Split(x, y.astype(np.int64), **meaning) for name, (x, y) in rows.items()}
+
+
+def read_table(path: Path, *, target: str, features: tuple[str, ...] = ()):
+    """(float32 features, raw label values, feature names) of a CSV or Parquet file."""
+    kind = FORMATS.get(path.suffix.lower())
+    if kind is None:
+        raise InputError(
+            f"{path}: unknown extension {path.suffix or '(none)'!r}; expected .csv (with a header "
+            "row) or .parquet"
+        )
+    if not path.is_file():
+        raise InputError(f"{path}: file not found; expected a table added with `dvc add {path}`")
+    columns = _csv_header(path) if kind == "csv" else _parquet_columns(path)
+    names = _feature_names(path, columns, target, features)
+    if kind == "csv":
+        x, labels = _csv_columns(path, columns, names, target)
+    else:
+        frame = _read_parquet(path, names, target)
+        x, labels = _rows(frame[name].to_numpy(np.float32) for name in names), frame[target]
+    check_finite(path, kind, x, names)
+    return x, labels, names
+
+
+def _rows(columns) -> np.ndarray:
+    """One C-ordered float32 array from columns: each row's values side by side, so that taking
+    a split's rows copies whole rows (from a column-ordered array it takes seconds per split)."""
+    columns = list(columns)
+    x = np.empty((len(columns[0]) if columns else 0, len(columns)), np.float32)
+    for j, column in enumerate(columns):
+        x[:, j] = column
+    return x
+
+
+def _csv_columns(path: Path, header: list[str], names: tuple[str, ...], target: str):
+    """pyarrow's CSV reader: features as float32 from the start (pandas.read_csv with dtypes
+    took 3 to 5 times as long as without), labels as text whose type _classes decides once."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    types = dict.fromkeys(header, pa.string()) | dict.fromkeys(names, pa.float32())
+    options = pacsv.ConvertOptions(
+        column_types=types, include_columns=[*names, target], strings_can_be_null=True
+    )
+    try:
+        table = pacsv.read_csv(path, convert_options=options)
+    except pa.ArrowInvalid as exc:
+        message = _first_line(exc)
+        if "UTF8" in message:
+            raise InputError(
+                f"{path}: not UTF-8 CSV text; expected a CSV with a header row"
+            ) from None
+        if "conversion error" in message:  # a feature cell that is not a number
+            raise not_numeric_in_csv(path, names) from None
+        raise InputError(
+            f"{path}: not well-formed CSV ({message}); expected the header's {len(header)} "
+            "fields on every line"
+        ) from None
+    # Empty cells are nulls, which become NaN here; check_finite names them.
+    x = _rows(table.column(name).to_numpy() for name in names)
+    return x, table.column(target).to_pandas()
+
+
+def _csv_header(path: Path) -> list[str]:
+    try:
+        # utf-8-sig: spreadsheet programs start UTF-8 files with a byte-order mark, which
+        # pandas skips too.
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            header = next(csv.reader(handle), None)
+    except (UnicodeDecodeError, csv.Error):
+        raise InputError(f"{path}: not UTF-8 CSV text; expected a CSV with a header row") from None
+    if not header:
+        raise InputError(f"{path}: empty; expected a header row naming the columns, then rows")
+    if all(_is_number(name) for name in header):
+        raise InputError(
+            f"{path}: the first line {','.join(header)[:60]!r} holds numbers only, no header; "
+            "expected a header row naming the columns"
+        )
+    return header
+
+
+def _parquet_columns(path: Path) -> list[str]:
+    import pyarrow.parquet as pq
+
+    try:
+        return list(pq.read_schema(path).names)
+    except Exception as exc:  # pyarrow raises several kinds for bytes that are not Parquet
+        raise InputError(
+            f"{path}: unreadable ({_first_line(exc)}); expected a Parquet file"
+        ) from None
+
+
+def _feature_names(path: Path, columns: list[str], target: str, features: tuple[str, ...]):
+    unnamed = [number for number, name in enumerate(columns, start=1) if not name.strip()]
+    if unnamed:
+        raise InputError(
+            f"{path}: column {unnamed[0]} has no name; expected a name for every column (a pandas "
+            "index written with the data? write it with index=False)"
+        )
+    twice = sorted({name for name in columns if columns.count(name) > 1})
+    if twice:
+        raise InputError(f"{path}: column {twice[0]!r} appears twice; expected unique names")
+    for key, name in [("data.target", target), *(("data.features", f) for f in features)]:
+        if name not in columns:
+            raise InputError(
+                f"{path}: no column {name!r} ({key}); the columns are {', '.join(columns)}"
+            )
+    return tuple(features) or tuple(name for name in columns if name != target)
+
+
+def read_csv(path: Path, header: list[str], numeric: tuple[str, ...]):
+    """A small CSV (predict's input) as a DataFrame: `numeric` columns as float32, every other
+    column as text.
+
+    Every column is read (no usecols): pandas checks each line's field count only then.
+    """
+    import pandas as pd
+
+    dtypes = dict.fromkeys(header, str) | dict.fromkeys(numeric, np.float32)
+    try:
+        with warnings.catch_warnings():
+            # A first data row with an extra field would silently become an index column.
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            # A number beyond float32 becomes inf, which check_finite names with its cell.
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return pd.read_csv(path, dtype=dtypes, index_col=False)
+    except (pd.errors.ParserError, pd.errors.ParserWarning) as exc:
+        raise InputError(
+            f"{path}: not well-formed CSV ({_first_line(exc)}); expected the header's "
+            f"{len(header)} fields on every line"
+        ) from None
+    except ValueError:  # a numeric cell that is not a number
+        raise not_numeric_in_csv(path, numeric) from None
+
+
+def not_numeric_in_csv(path: Path, names: tuple[str, ...]) -> InputError:
+    """Find the cell float32 parsing refused (only after a failure: a second pass as text)."""
+    import pandas as pd
+
+    text = pd.read_csv(path, dtype=str, index_col=False)
+    for name in names:
+        # Empty and NA cells are read as NaN by both passes; _check_finite names those.
+        refused = pd.to_numeric(text[name], errors="coerce").isna() & text[name].notna()
+        if refused.any():
+            row = int(refused.to_numpy().argmax())
+            return _not_numeric(path, name, text[name].iloc[row], f"row {row + 1} (line {row + 2})")
+    return InputError(f"{path}: unreadable as numbers; expected numeric feature columns")
+
+
+def _read_parquet(path: Path, names: tuple[str, ...], target: str):
+    import pandas as pd
+
+    try:
+        frame = pd.read_parquet(path, columns=[*names, target])
+    except Exception as exc:
+        raise InputError(
+            f"{path}: unreadable ({_first_line(exc)}); expected a Parquet file"
+        ) from None
+    for name in names:
+        if frame[name].dtype.kind not in "biuf":
+            numbers = pd.to_numeric(frame[name], errors="coerce")
+            row = int((numbers.isna() & frame[name].notna()).to_numpy().argmax())
+            raise _not_numeric(path, name, frame[name].iloc[row], f"row {row + 1}")
+    return frame
+
+
+def _not_numeric(path: Path, column: str, value, where: str) -> InputError:
+    return InputError(
+        f"{path}: column {column!r} is not numeric: {where} holds {value!r}; expected numbers in "
+        f"every feature column ({UNSUPPORTED}; leave the column out with data.features)"
+    )
+
+
+def check_finite(path: Path, kind: str, x: np.ndarray, names: tuple[str, ...]) -> None:
+    finite = np.isfinite(x)
+    if finite.all():
+        return
+    row, column = (int(i) for i in np.argwhere(~finite)[0])
+    where = f"row {row + 1} (line {row + 2})" if kind == "csv" else f"row {row + 1}"
+    what = "empty or NaN" if np.isnan(x[row, column]) else "infinite (or beyond float32)"
+    raise InputError(
+        f"{path}: {where}, column {names[column]!r} is {what}; expected a finite number in "
+        f"every cell ({UNSUPPORTED})"
+    )
+
+
+def _classes(path: Path, target: str, labels) -> tuple[np.ndarray, tuple]:
+    """Label indices and the sorted distinct labels: whole numbers if every label is one, else
+    strings. Decimal labels would be a regression target, which is not supported.
+
+    The distinct values are found first (hashing), and only those few are parsed and sorted.
+    """
+    import pandas as pd
+
+    codes, distinct = pd.factorize(labels)
+    if (codes < 0).any():  # factorize marks a missing value -1
+        row = int((codes < 0).argmax())
+        raise InputError(
+            f"{path}: row {row + 1}, target column {target!r} is empty; expected a class label "
+            "in every row"
+        )
+    values = pd.Series(distinct)
+    if values.dtype.kind not in "iuf":  # text (CSV) or strings/booleans (Parquet)
+        numbers = pd.to_numeric(values, errors="coerce")
+        values = numbers if numbers.notna().all() else values.astype(str)
+    if values.dtype.kind == "b":  # true/false from Parquet: names, as in a CSV
+        values = values.astype(str)
+    if values.dtype.kind == "f":
+        fractional = (values != values.round()).to_numpy()
+        if fractional.any():
+            row = int((codes == fractional.argmax()).argmax())
+            raise InputError(
+                f"{path}: target column {target!r} holds {labels.iloc[row]!r} (row {row + 1}); "
+                "expected class labels (whole numbers or names): regression is not supported"
+            )
+        values = values.astype(np.int64)
+    # Distinct texts may be one number ("7" and "07"): factorized again, sorted.
+    merged, classes = pd.factorize(values, sort=True)
+    return merged[codes], tuple(classes.tolist())  # Python ints or strs, as JSON has them
+
+
+def _check_sizes(path: Path, data: DataParams, codes: np.ndarray, classes: tuple) -> None:
+    if len(classes) < 2:
+        raise InputError(
+            f"{path}: target column {data.target!r} holds one class ({classes[0]!r}); expected "
+            "at least 2 classes"
+        )
+    counts = np.bincount(codes, minlength=len(classes))
+    if counts.min() < 2:
+        raise _too_small(path, data, codes, classes)
+    n_test = int(np.ceil(data.test_size * len(codes)))
+    n_val = int(np.ceil(data.val_size * (len(codes) - n_test))) if data.val_size else None
+    sizes = {"test": n_test, "val": n_val, "train": len(codes) - n_test - (n_val or 0)}
+    for split, size in sizes.items():
+        if size is not None and size < len(classes):
+            raise InputError(
+                f"{path}: {len(codes)} rows give the {split} split {size} rows "
+                f"(data.test_size {data.test_size}, data.val_size {data.val_size}), fewer than the "
+                f"{len(classes)} classes; expected more rows or larger shares"
+            )
+
+
+def _too_small(path: Path, data: DataParams, codes: np.ndarray, classes: tuple) -> InputError:
+    counts = np.bincount(codes, minlength=len(classes))
+    smallest = int(counts.argmin())
+    return InputError(
+        f"{path}: class {classes[smallest]!r} of column {data.target!r} has {counts[smallest]} "
+        f"row(s), too few to stratify the splits (data.test_size {data.test_size}, "
+        f"data.val_size {data.val_size}); expected at least 2 rows of each class in every split "
+        "that is divided"
+    )
+
+
+def _sha256(path: Path) -> str:
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]

@@ -1,0 +1,189 @@
+"""A user's table: formats, classes, standardization inside the module (issue 10 §1-§2).
+
+References: the table itself as pandas reads it, and scikit-learn's StandardScaler fitted on
+the same training rows. The stages run in-process with tracking off.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.datasets import load_wine
+from sklearn.preprocessing import StandardScaler
+
+from pipeline import checkpoint, generate, train
+from pipeline.data import load_split, split_rows
+from pipeline.model import Architecture, build_model
+from pipeline.params import DataParams, build
+from pipeline.table import table_splits
+
+CULTIVARS = {0: "barolo", 1: "grignolino", 2: "barbera"}
+
+
+def wine() -> pd.DataFrame:
+    frame = load_wine(as_frame=True).frame.rename(columns={"target": "cultivar"})
+    frame["cultivar"] = frame["cultivar"].map(CULTIVARS)
+    return frame
+
+
+def table_params(path, **data) -> DataParams:
+    return DataParams(kind="table", path=str(path), target="cultivar", **data)
+
+
+@pytest.fixture
+def workspace(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PIPELINE_TRACKING", "0")
+    (tmp_path / "data/raw").mkdir(parents=True)
+    return tmp_path
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_a_table_becomes_splits_of_its_rows_with_names_and_sorted_classes(workspace, suffix):
+    frame = wine()
+    path = workspace / f"data/raw/wine{suffix}"
+    frame.to_csv(path, index=False) if suffix == ".csv" else frame.to_parquet(path)
+    splits = table_splits(table_params(f"data/raw/wine{suffix}"), seed=3)
+
+    names = tuple(c for c in frame.columns if c != "cultivar")
+    assert splits["train"].classes == ("barbera", "barolo", "grignolino")
+    assert {len(s) for s in splits.values()} != {0}
+    assert sum(len(s) for s in splits.values()) == len(frame)
+    for split in splits.values():
+        assert split.feature_names == names and split.standardize
+        assert split.source == f"data/raw/wine{suffix}"
+    # Every split row is a row of the table with its own label (float32 as read).
+    table_rows = {
+        tuple(row): label
+        for row, label in zip(
+            frame[list(names)].to_numpy(np.float32), frame["cultivar"], strict=True
+        )
+    }
+    for split in splits.values():
+        for row, label in zip(split.features, split.labels, strict=True):
+            assert table_rows[tuple(row)] == split.classes[label]
+
+
+def test_features_are_exactly_the_named_columns_in_that_order(workspace):
+    wine().to_csv(workspace / "data/raw/wine.csv", index=False)
+    data = table_params("data/raw/wine.csv", features=("proline", "alcohol"))
+    split = table_splits(data, seed=3)["test"]
+    frame = wine()
+    assert split.feature_names == ("proline", "alcohol")
+    assert set(map(tuple, split.features)) <= set(
+        map(tuple, frame[["proline", "alcohol"]].to_numpy(np.float32))
+    )
+
+
+def test_whole_number_labels_stay_numbers_sorted_as_numbers(workspace):
+    frame = wine()
+    frame["cultivar"] = frame["cultivar"].map({"barolo": 10, "grignolino": 2, "barbera": 7})
+    frame.to_csv(workspace / "data/raw/wine.csv", index=False)
+    split = table_splits(table_params("data/raw/wine.csv"), seed=3)["train"]
+    assert split.classes == (2, 7, 10)
+    assert all(isinstance(c, int) for c in split.classes)
+
+
+def test_standardize_defaults_to_true_for_tables_only():
+    assert DataParams(kind="table").standardize is True
+    assert DataParams(kind="classification").standardize is False
+    assert DataParams(kind="toy").standardize is False
+    assert build({"data": {"kind": "table", "standardize": False}}).data.standardize is False
+    assert build({"data": {"standardize": True}}).data.standardize is True
+
+
+def run_generate_and_train(workspace, frame: pd.DataFrame) -> torch.nn.Module:
+    frame.to_csv(workspace / "data/raw/wine.csv", index=False)
+    (workspace / "params.yaml").write_text(
+        "seed: 5\ndata: {kind: table, path: data/raw/wine.csv, target: cultivar}\n"
+        "train: {epochs: 1, batch_size: 16, device: cpu}\n"
+    )
+    assert generate.main([]) == 0
+    assert train.main([]) == 0
+    return checkpoint.load(workspace / "models/checkpoint.pth")[0]
+
+
+def test_standardization_is_the_training_splits_alone_as_standard_scaler_has_it(workspace):
+    frame = wine()
+    frame["constant"] = 4.0  # its deviation is 0: the scale stays 1, no division by zero
+    model = run_generate_and_train(workspace, frame)
+    rows = load_split(workspace / "data/train.npz").features
+    scaler = StandardScaler().fit(rows)
+    torch.testing.assert_close(
+        model.standardize.mean, torch.tensor(scaler.mean_, dtype=torch.float32)
+    )
+    torch.testing.assert_close(
+        model.standardize.scale, torch.tensor(scaler.scale_, dtype=torch.float32)
+    )
+    assert model.standardize.scale[-1] == 1.0
+    features = torch.from_numpy(rows[:5])
+    assert torch.isfinite(model(features)).all()
+    # The plain state_dict carries the statistics: a fresh module loaded from it agrees.
+    arch = json.loads((workspace / "models/checkpoint.json").read_text())
+    again = build_model(Architecture.from_dict(arch))
+    again.load_state_dict(torch.load(workspace / "models/checkpoint.pth", weights_only=True))
+    torch.testing.assert_close(again(features), model(features))
+
+    # Which rows go to validation and test depends on the labels and the seed only: change
+    # every such row beyond recognition and the statistics do not move.
+    labels = pd.factorize(frame["cultivar"], sort=True)[0]
+    index = np.arange(len(frame))[:, None]
+    held_out = np.concatenate(
+        [
+            rows[:, 0]
+            for name, (rows, _) in split_rows(
+                index, labels, test_size=0.2, val_size=0.1, seed=5
+            ).items()
+            if name != "train"
+        ]
+    )
+    changed = frame.copy()
+    numeric = changed.columns.drop("cultivar")
+    changed.loc[held_out, numeric] = changed.loc[held_out, numeric] * 1000 + 7
+    assert not np.allclose(StandardScaler().fit(changed[numeric]).mean_, scaler.mean_)
+    after = run_generate_and_train(workspace, changed)
+    assert torch.equal(after.standardize.mean, model.standardize.mean)
+    assert torch.equal(after.standardize.scale, model.standardize.scale)
+
+
+def test_generated_data_keeps_the_notebooks_state_dict_and_default_names(workspace):
+    (workspace / "params.yaml").write_text(
+        "data: {kind: toy, val_size: 0}\ntrain: {epochs: 1, batch_size: 2, device: cpu}\n"
+    )
+    assert generate.main([]) == 0
+    assert train.main([]) == 0
+    model, arch = checkpoint.load(workspace / "models/checkpoint.pth")
+    assert model.standardize is None
+    assert all(key.startswith("layers.") for key in model.state_dict())
+    assert arch.features == ("x0", "x1") and arch.classes == (0, 1)
+
+
+def test_a_model_json_without_names_loads_with_the_generated_names():
+    old = {"num_inputs": 3, "hidden": [4], "num_outputs": 2}
+    arch = Architecture.from_dict(old)
+    assert arch.features == ("x0", "x1", "x2")
+    assert arch.classes == (0, 1)
+    assert arch.standardize is False
+    named = Architecture(2, (4,), 2, features=("a", "b"), classes=("no", "yes"), standardize=True)
+    assert Architecture.from_dict(named.to_dict()) == named
+
+
+def test_a_training_split_smaller_than_a_batch_stops_train_with_one_line(workspace, capsys):
+    wine().to_csv(workspace / "data/raw/wine.csv", index=False)
+    (workspace / "params.yaml").write_text(
+        "data: {kind: table, path: data/raw/wine.csv, target: cultivar}\n"
+        "train: {batch_size: 200, device: cpu}\n"
+    )
+    assert generate.main([]) == 0
+    capsys.readouterr()
+    assert train.main([]) == 2
+    assert capsys.readouterr().err == (
+        "error: data/train.npz: train.batch_size is 200 with drop_last, but each of 1 process(es) "
+        "gets 127 training samples; expected a batch size of at most 127 or train.drop_last: "
+        "false\n"
+    )
+    assert not (workspace / "models").exists()
