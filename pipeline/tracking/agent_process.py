@@ -32,6 +32,7 @@ from pipeline.tracking.store import (
     experiment_id,
     refusal,
     retry_locked,
+    sqlite_path,
     store_client,
     unreachable,
     warn,
@@ -209,8 +210,7 @@ def serve(root: Path) -> int:
     replies = os.fdopen(os.dup(sys.stdout.fileno()), "w")
     sys.stdout = sys.stderr  # whatever a library prints must not mix with the answers
     agent = Agent(destination(root), root, replies)  # the trainer's environment, so its store
-    with contextlib.suppress(Exception):  # opening the run retries and reports
-        agent.client = store_client(agent.dest.tracking_uri)
+    agent.client = _warm_up(agent.dest.tracking_uri)
     message = agent.next_message(None)
     if message["op"] == "gone" or not agent.open_run(message):
         return 0
@@ -221,6 +221,22 @@ def serve(root: Path) -> int:
         delivered = sender.run() if ours else _serve_only(agent)
         agent.finish(delivered, streamed=ours)
     return 0
+
+
+def _warm_up(tracking_uri: str):
+    """Import MLflow and open the store while the trainer imports torch; None if not opened.
+
+    A SQLite store that does not exist yet is only imported for, not created: the trainer may
+    still stop on bad input before it opens a run, and then nothing may have been written.
+    """
+    path = sqlite_path(tracking_uri)
+    if path is not None and not path.exists():
+        import mlflow.store.tracking.sqlalchemy_store  # noqa: F401  (the imports, not the file)
+
+        return None
+    with contextlib.suppress(Exception):  # opening the run retries and reports
+        return store_client(tracking_uri)
+    return None
 
 
 def _serve_only(agent: Agent) -> bool:
