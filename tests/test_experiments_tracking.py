@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -22,9 +23,22 @@ def dead_process() -> tuple[int, str]:
     return child.pid, started
 
 
+# The runs a test opened: their tracking agents are let go when the test ends.
+OPENED: list = []
+
+
+@pytest.fixture(autouse=True)
+def end_opened_runs():
+    yield
+    while OPENED:
+        with contextlib.suppress(Exception):  # a run the test ended already
+            OPENED.pop().end("FINISHED")
+
+
 def open_run(store: str, **process: str):
     """A RUNNING run; `process` overrides its process.* tags (host, pid, started)."""
-    tracker = tracking.start_run({}, {})
+    tracker = tracking.start_run({}, {}, system_metrics=False)
+    OPENED.append(tracker)
     if process:
         tracker.set_tags({f"process.{key}": value for key, value in process.items()})
     client = mlflow.MlflowClient(store)
