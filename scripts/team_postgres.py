@@ -108,7 +108,7 @@ def _init_cluster(bin_dir: Path, data: Path, password: str) -> None:
         _run(as_postgres_user(initdb), f"initdb {data}")
 
 
-def _ensure_database(server: Postgres, name: str) -> None:
+def ensure_database(server: Postgres, name: str) -> None:
     conn = _connect(server, "postgres")
     conn.autocommit = True  # CREATE DATABASE cannot run inside a transaction
     with contextlib.closing(conn), conn.cursor() as cursor:
@@ -185,7 +185,7 @@ def local_postgres(state_dir: Path, port: int = 0) -> Iterator[Postgres]:
     try:
         _wait_until_accepting(server, postgres, log)
         for name in (TRACKING_DB, AUTH_DB):
-            _ensure_database(server, name)
+            ensure_database(server, name)
         yield server
     finally:
         _stop_postgres(postgres)

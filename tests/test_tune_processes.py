@@ -22,7 +22,7 @@ from optuna.trial import TrialState
 from tune_helpers import load_study, make_workspace, study_runs, tune_args
 
 from pipeline.lifeline import popen_tied
-from scripts import team_server
+from scripts import team_postgres, team_server
 
 pytestmark = pytest.mark.e2e
 TUNE = [sys.executable, "-m", "pipeline.tune"]
@@ -112,7 +112,7 @@ def postgres_study_storage():
         state_dir.chmod(0o711)  # the postgres account must reach its cluster inside
     try:
         with team_server.local_postgres(state_dir) as server:
-            team_server._ensure_database(server, "optuna")
+            team_postgres.ensure_database(server, "optuna")
             yield server.uri("optuna")
     finally:
         shutil.rmtree(state_dir, ignore_errors=True)

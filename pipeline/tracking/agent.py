@@ -31,11 +31,13 @@ class AgentProcess:
     """The agent process and the pipes to it."""
 
     def __init__(self, root: Path):
+        # What the agent was started for: its store and experiment come from its environment.
+        self.setting = (root, _agent_environment())
         self.process = subprocess.Popen(
             [sys.executable, "-m", "pipeline.tracking", "agent", str(root)],
             stdin=subprocess.PIPE,  # messages; its end of file says that the trainer is gone
             stdout=subprocess.PIPE,  # answers
-            env=_agent_environment(),
+            env=self.setting[1],
             # Out of the trainer's process group: Ctrl-C stops training, not the agent, which
             # then delivers the last points and marks the run KILLED.
             start_new_session=True,
@@ -71,10 +73,15 @@ def prepare(root: Path) -> None:
 
 
 def take_agent(root: Path) -> AgentProcess:
-    """The prepared agent, or a new one."""
+    """The prepared agent, or a new one if none was prepared or it was prepared for another
+    store (a caller that changed MLFLOW_TRACKING_URI since, as a test does)."""
     global _prepared
-    agent, _prepared = _prepared or AgentProcess(root), None
-    return agent
+    agent, _prepared = _prepared, None
+    if agent is not None and agent.setting == (root, _agent_environment()):
+        return agent
+    if agent is not None:
+        agent.close()
+    return AgentProcess(root)
 
 
 def open_streaming_run(agent: AgentProcess, message: dict[str, Any]) -> StreamingTracker:
