@@ -34,8 +34,9 @@ from pathlib import Path
 
 import yaml
 
-# The commit before this work; the lead moves it to the commit before the next merge.
-BASELINE = "bad70a1"
+# The commit before the start-up work landed (main just before the merge of the tracking agent,
+# with the other work of its round in: tables, studies, registry); `--baseline` picks another.
+BASELINE = "647f06e"
 ROOT = Path(__file__).resolve().parents[1]
 IMPORT_LINE = re.compile(r"^import time:\s+\d+ \|\s+(\d+) \| (\s*)(\S+)$")
 OUTPUTS = ("metrics/", "plots/loss.csv", "plots/confusion.csv", "dvc.lock")
