@@ -46,6 +46,15 @@ class TiedPopen(subprocess.Popen):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.pid, signal.SIGKILL)
 
+    def stop(self, stop_signal: int, timeout: float) -> int:
+        """Ask the command to end with `stop_signal`; force the whole tree if it takes longer."""
+        self.send_signal(stop_signal)
+        try:
+            return self.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            return self.wait()
+
     def wait(self, timeout: float | None = None) -> int:
         code = super().wait(timeout)
         self._cut_tie()

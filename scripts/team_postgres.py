@@ -142,16 +142,6 @@ def _wait_until_accepting(server: Postgres, postgres: subprocess.Popen, log: Pat
     raise SetupError(f"PostgreSQL did not accept connections within {READY_TIMEOUT_S} s ({log})")
 
 
-def _stop_postgres(postgres: subprocess.Popen) -> None:
-    # SIGINT is PostgreSQL's fast shutdown: clients are disconnected, data is checkpointed.
-    postgres.send_signal(signal.SIGINT)
-    try:
-        postgres.wait(timeout=STOP_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        postgres.kill()
-        postgres.wait()
-
-
 @contextlib.contextmanager
 def local_postgres(state_dir: Path, port: int = 0) -> Iterator[Postgres]:
     """Start the cluster under state_dir/postgres (created on first use); stop it on exit.
@@ -188,4 +178,5 @@ def local_postgres(state_dir: Path, port: int = 0) -> Iterator[Postgres]:
             ensure_database(server, name)
         yield server
     finally:
-        _stop_postgres(postgres)
+        # SIGINT is PostgreSQL's fast shutdown: clients are disconnected, data is checkpointed.
+        postgres.stop(signal.SIGINT, STOP_TIMEOUT_S)

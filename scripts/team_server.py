@@ -95,15 +95,6 @@ def _wait_until_healthy(server: subprocess.Popen, url: str) -> None:
     raise SetupError(f"mlflow server did not answer {url}/health within {READY_TIMEOUT_S} s")
 
 
-def _stop_server(server: subprocess.Popen) -> None:
-    server.terminate()  # the lifeline passes it on, then ends what mlflow leaves (uvicorn)
-    try:
-        server.wait(timeout=STOP_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        server.kill()
-        server.wait()
-
-
 @contextlib.contextmanager
 def mlflow_server(
     *,
@@ -124,7 +115,8 @@ def mlflow_server(
         _wait_until_healthy(server, f"http://{LOOPBACK}:{port}")
         yield server
     finally:
-        _stop_server(server)
+        # The lifeline passes SIGTERM on, then ends what mlflow leaves behind (uvicorn).
+        server.stop(signal.SIGTERM, STOP_TIMEOUT_S)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -122,10 +122,7 @@ def start_run(
     if not tracking_enabled():
         return NullTracker()
     root = repo_root()
-    dest = destination(root)
-    check_store(dest.tracking_uri)
-    if reason := unreachable(dest.tracking_uri):
-        raise unreachable_error(dest.tracking_uri, reason)
+    _refuse_a_bad_store(destination(root))
     message = {
         "op": "start",
         "params": {key: str(value) for key, value in params.items()},
@@ -135,6 +132,13 @@ def start_run(
         "system_metrics": system_metrics and system_metrics_enabled(),
     }
     return open_streaming_run(take_agent(root), message)
+
+
+def _refuse_a_bad_store(dest: Destination) -> None:
+    """A store MLflow cannot open, or a server that does not answer: one line, before training."""
+    check_store(dest.tracking_uri)
+    if reason := unreachable(dest.tracking_uri):
+        raise unreachable_error(dest.tracking_uri, reason)
 
 
 def prepare_tracking() -> None:
@@ -171,10 +175,7 @@ def resume_run(run_id: str | None, stream: bool = False, system_metrics: bool = 
         return NullTracker()
     if stream:
         root = repo_root()
-        dest = destination(root)
-        check_store(dest.tracking_uri)
-        if reason := unreachable(dest.tracking_uri):
-            raise unreachable_error(dest.tracking_uri, reason)
+        _refuse_a_bad_store(destination(root))
         message = {
             "op": "resume",
             "run_id": run_id,
