@@ -23,7 +23,7 @@ def validation_loader(val_split: Split):
     return make_loader(val_split, batch_size=VAL_BATCH_SIZE) if len(val_split) else None
 
 
-def architecture(params: Params, train_split: Split, val_split: Split) -> Architecture:
+def architecture(params: Params, train_split: Split) -> Architecture:
     return Architecture(
         num_inputs=train_split.features.shape[1],
         hidden=params.model.hidden,
@@ -63,7 +63,7 @@ class Fitting:
 def prepare(*, params: Params, train_split: Split, val_split: Split, runtime) -> Fitting:
     """Seed, build the model and optimizer, then the loader (which draws its shuffles)."""
     cfg = params.train
-    arch = architecture(params, train_split, val_split)
+    arch = architecture(params, train_split)
     # The notebook's order: seed, build the model, then let the loader draw its shuffles.
     torch.manual_seed(params.seed)
     model = build_model(arch)
