@@ -28,6 +28,7 @@ from optuna.trial import TrialState
 from pipeline import tracking
 from pipeline.distributed import choose_device
 from pipeline.errors import InputError, exits_cleanly
+from pipeline.interrupts import held
 from pipeline.lifeline import popen_tied
 from pipeline.params import Params, load_params, read_yaml, with_values
 from pipeline.search_space import DEFAULT_PATH, Choice, StudyConfig, load_space
@@ -95,24 +96,25 @@ def run_trials(*, study, config, base: Params, splits: tuple, n_trials: int, stu
     """Add n_trials to the study; splits: (train, val) as load_splits gives them."""
     device = choose_device(base.train.device)
     one_thread_per_worker(device)
+    # Every store call below is made with interruptions held (pipeline.interrupts): only the
+    # training in between is cut short by Ctrl-C or SIGTERM.
     for _ in range(n_trials):
-        trial = study.ask()
+        with held():
+            trial = study.ask()
         try:
             state = _set_up_and_run(study, trial, config, base, splits, device, study_run)
         except BaseException:
             # Bad params, an interruption or a store error between trials: never left RUNNING.
-            study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+            with held():
+                study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
             raise
         if state == TrialState.COMPLETE:
-            study_run.log_best(best_trial(study).value, step=trial.number)
+            with held():
+                study_run.log_best(best_trial(study).value, step=trial.number)
 
 
 def _set_up_and_run(study, trial, config, base, splits, device, study_run) -> TrialState:
-    params = with_values(base, suggest(trial, config), source=f"trial {trial.number}")
-    trial_run = study_run.trial(trial.number, params.flat())
-    trial.set_user_attr("mlflow_run_id", trial_run.run_id)
-    trial.set_user_attr("mlflow_parent_run_id", study_run.run_id)
-    trial.set_user_attr("epochs_planned", params.train.epochs)
+    params, trial_run = _set_up(trial, config, base, study_run)
     return _run_one(
         study,
         trial,
@@ -122,6 +124,16 @@ def _set_up_and_run(study, trial, config, base, splits, device, study_run) -> Tr
         train_split=splits[0],
         val_split=splits[1],
     )
+
+
+@held()
+def _set_up(trial, config, base, study_run):
+    params = with_values(base, suggest(trial, config), source=f"trial {trial.number}")
+    trial_run = study_run.trial(trial.number, params.flat())
+    trial.set_user_attr("mlflow_run_id", trial_run.run_id)
+    trial.set_user_attr("mlflow_parent_run_id", study_run.run_id)
+    trial.set_user_attr("epochs_planned", params.train.epochs)
+    return params, trial_run
 
 
 def one_thread_per_worker(device) -> None:
@@ -136,6 +148,7 @@ def one_thread_per_worker(device) -> None:
 def _run_one(study, trial, trial_run, **fit_args) -> TrialState:
     """Fit one trial and tell Optuna and MLflow how it ended; only an interruption escapes."""
 
+    @held()
     def on_validation(epoch: int, val_loss: float, val_accuracy: float) -> None:
         trial_run.log_validation(epoch, val_loss, val_accuracy)
         trial.report(val_accuracy, epoch)
@@ -151,6 +164,11 @@ def _run_one(study, trial, trial_run, **fit_args) -> TrialState:
         raise
     except Exception as exc:  # Diverged (NaN loss) or any error: the study goes on
         return _end(study, trial, trial_run, TrialState.FAIL, f"{type(exc).__name__}: {exc}")
+    return _complete(study, trial, trial_run, val_loss, val_accuracy)
+
+
+@held()
+def _complete(study, trial, trial_run, val_loss: float, val_accuracy: float) -> TrialState:
     trial.set_user_attr("val_loss", val_loss)
     study.tell(trial, val_accuracy)
     trial_run.end("COMPLETE")
@@ -158,6 +176,7 @@ def _run_one(study, trial, trial_run, **fit_args) -> TrialState:
     return TrialState.COMPLETE
 
 
+@held()
 def _end(study, trial, trial_run, state: TrialState, note: str, interrupted=False) -> TrialState:
     study.tell(trial, state=state)
     trial_run.end(state.name, interrupted=interrupted, note=note)
@@ -299,7 +318,8 @@ def _optimize(study, config: StudyConfig, base: Params, splits: tuple, args) -> 
                 n_trials=args.trials,
                 study_run=study_run,
             )
-            log_pictures(study, study_run)
+            with held():
+                log_pictures(study, study_run)
     except KeyboardInterrupt as exc:
         name, code = ("SIGTERM", 143) if isinstance(exc, tracking.Interrupted) else ("SIGINT", 130)
         print(f"error: study interrupted by {name}; rerun to resume it", file=sys.stderr)
