@@ -68,13 +68,33 @@ def read_table(path: Path, *, target: str, features: tuple[str, ...] = ()):
     return x, labels, names
 
 
+# Rows are filled this many at a time: a block's rows stay in the cache while its columns are
+# written one by one (column by column over the whole table, every write touched every row).
+ROWS_PER_BLOCK = 4096
+
+
 def _rows(columns) -> np.ndarray:
     """One C-ordered float32 array from columns: each row's values side by side, so that taking
     a split's rows copies whole rows (from a column-ordered array it takes seconds per split)."""
     columns = list(columns)
     x = np.empty((len(columns[0]) if columns else 0, len(columns)), np.float32)
-    for j, column in enumerate(columns):
-        x[:, j] = column
+    for start in range(0, len(x), ROWS_PER_BLOCK):
+        block = x[start : start + ROWS_PER_BLOCK]
+        for j, column in enumerate(columns):
+            block[:, j] = column[start : start + ROWS_PER_BLOCK]
+    return x
+
+
+def _rows_of_batches(table, width: int) -> np.ndarray:
+    """_rows for an Arrow table's first `width` columns (all float32), one record batch (a few
+    thousand rows of the CSV) at a time, transposed by Arrow: whole columns are never copied out
+    of Arrow's buffers."""
+    x = np.empty((table.num_rows, width), np.float32)
+    start, columns = 0, list(range(width))
+    for batch in table.to_batches():
+        rows = batch.select(columns).to_tensor(null_to_nan=True, row_major=True)
+        x[start : start + batch.num_rows] = np.asarray(rows)  # nulls (empty cells) are NaN
+        start += batch.num_rows
     return x
 
 
@@ -103,8 +123,12 @@ def _csv_columns(path: Path, header: list[str], names: tuple[str, ...], target: 
             "fields on every line"
         ) from None
     # Empty cells are nulls, which become NaN here; check_finite names them.
-    x = _rows(table.column(name).to_numpy() for name in names)
-    return x, table.column(target).to_pandas()
+    x = _rows_of_batches(table, len(names))
+    # As categories: a million labels are a million codes and a few names, not Python strings.
+    labels = table.column(target).dictionary_encode().to_pandas()
+    del table
+    pa.default_memory_pool().release_unused()  # the parsed table's memory, for the splits
+    return x, labels
 
 
 def _csv_header(path: Path) -> list[str]:
@@ -245,7 +269,7 @@ def _classes(path: Path, target: str, labels) -> tuple[np.ndarray, tuple]:
             f"{path}: row {row + 1}, target column {target!r} is empty; expected a class label "
             "in every row"
         )
-    values = pd.Series(distinct)
+    values = pd.Series(np.asarray(distinct))  # categories (CSV) as their plain values
     if values.dtype.kind not in "iuf":  # text (CSV) or strings/booleans (Parquet)
         numbers = pd.to_numeric(values, errors="coerce")
         values = numbers if numbers.notna().all() else values.astype(str)
