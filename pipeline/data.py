@@ -20,7 +20,16 @@ if TYPE_CHECKING:
     from torch.utils.data import DataLoader, Sampler
 
 SPLITS = ("train", "val", "test")
-__all__ = ["SPLITS", "Split", "generate", "load_split", "make_loader", "save_split", "split_rows"]
+__all__ = [
+    "SPLITS",
+    "Split",
+    "generate",
+    "load_split",
+    "make_loader",
+    "save_split",
+    "split_indices",
+    "split_rows",
+]
 
 # The notebook's toy set (cell "To simulate the creation of a DataLoader").
 TOY_TRAIN = (
@@ -68,19 +77,22 @@ def _classification(data: DataParams, seed: int) -> dict[str, Split]:
 
 def split_rows(x, y, *, test_size: float, val_size: float, seed: int) -> dict[str, tuple]:
     """Stratified train/val/test (features, labels), drawn from `seed` (val from the rest)."""
-    from sklearn.model_selection import train_test_split
-
     # Row indices are split, then each split's rows taken once: the same rows in the same order
     # as splitting the arrays themselves, without holding the intermediate rest of a large table.
+    indices = split_indices(y, test_size=test_size, val_size=val_size, seed=seed)
+    return {name: (x[index], y[index]) for name, index in indices.items()}
+
+
+def split_indices(y, *, test_size: float, val_size: float, seed: int) -> dict[str, np.ndarray]:
+    """The rows of each stratified split (split_rows without the rows themselves)."""
+    from sklearn.model_selection import train_test_split
+
     rows = np.arange(len(y))
     rest, test = train_test_split(rows, test_size=test_size, stratify=y, random_state=seed)
     val = rows[:0]
     if val_size:
         rest, val = train_test_split(rest, test_size=val_size, stratify=y[rest], random_state=seed)
-    return {
-        name: (x[index], y[index])
-        for name, index in (("train", rest), ("val", val), ("test", test))
-    }
+    return {"train": rest, "val": val, "test": test}
 
 
 def _split(features, labels, **meaning) -> Split:

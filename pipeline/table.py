@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.data import Split, split_rows
+from pipeline.data import Split, split_indices
 from pipeline.errors import InputError
 from pipeline.params import DataParams
 
@@ -25,18 +25,22 @@ UNSUPPORTED = "categorical features and missing values are not supported"
 
 def table_splits(data: DataParams, seed: int) -> dict[str, Split]:
     path = Path(data.path)
-    # The file's digest is taken alongside the parsing (hashlib releases the GIL).
-    with ThreadPoolExecutor(max_workers=1) as pool:
+    # Two things run beside the main thread's work: the file's digest beside the parsing, and
+    # the rows' transposition beside scikit-learn's split (both hold the GIL little).
+    with ThreadPoolExecutor(max_workers=2) as pool:
         digest = pool.submit(_sha256, path) if path.is_file() else None
-        features, labels, names = read_table(path, target=data.target, features=data.features)
+        make_rows, labels, names = read_table(path, target=data.target, features=data.features)
+        rows = pool.submit(make_rows)
         codes, classes = _classes(path, data.target, labels)
         _check_sizes(path, data, codes, classes)
         try:
-            rows = split_rows(
-                features, codes, test_size=data.test_size, val_size=data.val_size, seed=seed
+            indices = split_indices(
+                codes, test_size=data.test_size, val_size=data.val_size, seed=seed
             )
         except ValueError:  # scikit-learn: a class too small to stratify the val split too
             raise _too_small(path, data, codes, classes) from None
+        x = rows.result()
+        check_finite(path, FORMATS[path.suffix.lower()], x, names)
         meaning = {
             "feature_names": names,
             "classes": classes,
@@ -44,11 +48,15 @@ def table_splits(data: DataParams, seed: int) -> dict[str, Split]:
             "source_sha256": digest.result(),
             "standardize": data.standardize,
         }
-    return {name: Split(x, y.astype(np.int64), **meaning) for name, (x, y) in rows.items()}
+    return {
+        name: Split(x[index], codes[index].astype(np.int64), **meaning)
+        for name, index in indices.items()
+    }
 
 
 def read_table(path: Path, *, target: str, features: tuple[str, ...] = ()):
-    """(float32 features, raw label values, feature names) of a CSV or Parquet file."""
+    """(make_rows, raw label values, feature names) of a CSV or Parquet file: make_rows() gives
+    the features as one float32 array, row by row (not yet checked: see check_finite)."""
     kind = FORMATS.get(path.suffix.lower())
     if kind is None:
         raise InputError(
@@ -60,12 +68,15 @@ def read_table(path: Path, *, target: str, features: tuple[str, ...] = ()):
     columns = _csv_header(path) if kind == "csv" else _parquet_columns(path)
     names = _feature_names(path, columns, target, features)
     if kind == "csv":
-        x, labels = _csv_columns(path, columns, names, target)
+        make_rows, labels = _csv_columns(path, columns, names, target)
     else:
         frame = _read_parquet(path, names, target)
-        x, labels = _rows(frame[name].to_numpy(np.float32) for name in names), frame[target]
-    check_finite(path, kind, x, names)
-    return x, labels, names
+        labels = frame[target]
+
+        def make_rows():
+            return _rows(frame[name].to_numpy(np.float32) for name in names)
+
+    return make_rows, labels, names
 
 
 # Rows are filled this many at a time: a block's rows stay in the cache while its columns are
@@ -85,17 +96,26 @@ def _rows(columns) -> np.ndarray:
     return x
 
 
-def _rows_of_batches(table, width: int) -> np.ndarray:
-    """_rows for an Arrow table's first `width` columns (all float32), one record batch (a few
-    thousand rows of the CSV) at a time, transposed by Arrow: whole columns are never copied out
-    of Arrow's buffers."""
-    x = np.empty((table.num_rows, width), np.float32)
-    start, columns = 0, list(range(width))
-    for batch in table.to_batches():
-        rows = batch.select(columns).to_tensor(null_to_nan=True, row_major=True)
-        x[start : start + batch.num_rows] = np.asarray(rows)  # nulls (empty cells) are NaN
-        start += batch.num_rows
-    return x
+class _ArrowRows:
+    """The feature columns of a parsed CSV, made one row-major array when called (once), a
+    record batch (a few thousand rows) at a time, transposed by Arrow: whole columns are never
+    copied out of Arrow's buffers, and those are given back to the system right after."""
+
+    def __init__(self, table):
+        self.table = table
+
+    def __call__(self) -> np.ndarray:
+        import pyarrow as pa
+
+        x = np.empty((self.table.num_rows, self.table.num_columns), np.float32)
+        start = 0
+        for batch in self.table.to_batches():
+            rows = batch.to_tensor(null_to_nan=True, row_major=True)  # empty cells are NaN
+            x[start : start + batch.num_rows] = np.asarray(rows)
+            start += batch.num_rows
+        self.table = None
+        pa.default_memory_pool().release_unused()  # the parsed table's memory, for the splits
+        return x
 
 
 def _csv_columns(path: Path, header: list[str], names: tuple[str, ...], target: str):
@@ -122,13 +142,9 @@ def _csv_columns(path: Path, header: list[str], names: tuple[str, ...], target: 
             f"{path}: not well-formed CSV ({message}); expected the header's {len(header)} "
             "fields on every line"
         ) from None
-    # Empty cells are nulls, which become NaN here; check_finite names them.
-    x = _rows_of_batches(table, len(names))
     # As categories: a million labels are a million codes and a few names, not Python strings.
     labels = table.column(target).dictionary_encode().to_pandas()
-    del table
-    pa.default_memory_pool().release_unused()  # the parsed table's memory, for the splits
-    return x, labels
+    return _ArrowRows(table.drop_columns([target])), labels
 
 
 def _csv_header(path: Path) -> list[str]:
