@@ -90,3 +90,33 @@ def test_a_tracked_process_never_imports_mlflow(store, tmp_path):
     assert run.data.params == {"train.lr": "0.5"}
     assert (run.data.tags["device"], run.data.tags["late"]) == ("cpu", "yes")
     assert points(store, run_id) == [(step, step / 100) for step in range(100)]
+
+
+def test_the_prepared_agent_survives_torch_building_an_optimizer(store, monkeypatch):
+    """torch sets TORCHINDUCTOR_CACHE_DIR when the first optimizer is built, after the agent was
+    prepared: the training must still take that agent, not start a second one (3 s more)."""
+    import torch
+
+    from pipeline.tracking import agent
+
+    root = tracking.repo_root()
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
+    agent.prepare(root)
+    prepared = agent._prepared
+    torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)  # what training does
+    taken = agent.take_agent(root)
+    taken.close()
+    assert taken is prepared
+
+
+def test_a_prepared_agent_for_another_store_is_replaced(store, monkeypatch, tmp_path):
+    from pipeline.tracking import agent
+
+    root = tracking.repo_root()
+    agent.prepare(root)
+    prepared = agent._prepared
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'other.db'}")
+    taken = agent.take_agent(root)
+    taken.close()
+    assert taken is not prepared
+    assert prepared.process.wait(timeout=60) is not None  # the stale one was told to go

@@ -25,19 +25,25 @@ from pipeline.tracking.spool import Spool
 
 # The agent prepared by prepare(), for this process's next run.
 _prepared: AgentProcess | None = None
+# The environment variables an agent's work depends on: its store and experiment (MLFLOW_*),
+# the pipeline's switches (PIPELINE_*), the DVC experiment it runs in (DVC_*). Others may change
+# under it harmlessly: torch sets TORCHINDUCTOR_CACHE_DIR when the first optimizer is built,
+# which once made every training discard its prepared agent and wait 3 s for a second one.
+AGENT_SETTINGS = ("MLFLOW_", "PIPELINE_", "DVC_")
 
 
 class AgentProcess:
     """The agent process and the pipes to it."""
 
     def __init__(self, root: Path):
+        env = _agent_environment()
         # What the agent was started for: its store and experiment come from its environment.
-        self.setting = (root, _agent_environment())
+        self.setting = _setting(root, env)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "pipeline.tracking", "agent", str(root)],
             stdin=subprocess.PIPE,  # messages; its end of file says that the trainer is gone
             stdout=subprocess.PIPE,  # answers
-            env=self.setting[1],
+            env=env,
             # Out of the trainer's process group: Ctrl-C stops training, not the agent, which
             # then delivers the last points and marks the run KILLED.
             start_new_session=True,
@@ -77,7 +83,7 @@ def take_agent(root: Path) -> AgentProcess:
     store (a caller that changed MLFLOW_TRACKING_URI since, as a test does)."""
     global _prepared
     agent, _prepared = _prepared, None
-    if agent is not None and agent.setting == (root, _agent_environment()):
+    if agent is not None and agent.setting == _setting(root, _agent_environment()):
         return agent
     if agent is not None:
         agent.close()
@@ -150,6 +156,10 @@ class StreamingTracker:
             self.agent.ask({"op": "end", "status": status, "peak_memory_mb": peak_mb})
         finally:
             self.agent.close()
+
+
+def _setting(root: Path, env: Mapping[str, str]) -> tuple[Path, dict[str, str]]:
+    return root, {name: value for name, value in env.items() if name.startswith(AGENT_SETTINGS)}
 
 
 def _agent_environment() -> dict[str, str]:
