@@ -77,6 +77,20 @@ def choose_device(spec: str, found: int | None = None) -> torch.device:
     return torch.device(spec)
 
 
+def leave_a_core(device: torch.device) -> None:
+    """A stage on CPU (train, evaluate) leaves one core to the rest: the tracking agent, DVC,
+    the system.
+
+    torch takes every core by default; on a 2-core machine its threads then wait for each other
+    whenever anything else runs, and this small MLP trained 1.7x slower beside the agent and
+    2-4x slower on a busy machine (benchmarks/README.md). Tracked or not, so that tracking
+    changes neither the speed nor the arithmetic. An explicit OMP_NUM_THREADS is the user's
+    choice and stays.
+    """
+    if device.type == "cpu" and "OMP_NUM_THREADS" not in os.environ:
+        torch.set_num_threads(max(1, torch.get_num_threads() - 1))
+
+
 def _no_gpu(spec: str) -> InputError:
     return InputError(
         f"train.device is {spec!r}; found no usable CUDA device: use train.device: cpu or auto"

@@ -30,8 +30,12 @@ def run(
     metrics_path: Path,
     plots_dir: Path,
 ) -> dict:
-    from pipeline import checkpoint  # torch
+    import torch
 
+    from pipeline import checkpoint
+    from pipeline.distributed import leave_a_core
+
+    leave_a_core(torch.device("cpu"))  # the other core is the tracking agent's
     model, arch = checkpoint.load(checkpoint_path)
     splits = {name: load_split(data_dir / f"{name}.npz") for name in ("train", "test")}
     for name, split in splits.items():
@@ -41,6 +45,7 @@ def run(
                 f"{checkpoint_path} expects {arch.num_inputs}"
             )
     predicted = {name: _predict(model, split, batch_size) for name, split in splits.items()}
+    plots.warm_up()  # matplotlib's import, while the agent may still be opening the store
     tracker = tracking.resume_run(tracking.recorded_run_id(train_metrics), stream=True)
     with tracking.run_status(tracker):
         tracker.log_datasets([splits["test"].as_dataset("test", "testing")])

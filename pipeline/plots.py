@@ -18,6 +18,11 @@ def _pyplot():
     return plt
 
 
+def warm_up() -> None:
+    """Import matplotlib now (about 0.6 s), where the caller would otherwise only wait."""
+    _pyplot()
+
+
 def loss_curve(steps: list[int], losses: list[float], path: Path) -> None:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))

@@ -9,8 +9,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import torch
-
 from pipeline import checkpoint, distributed, plots, tracking
 from pipeline.data import Split, load_split
 from pipeline.engine import evaluate_loss_accuracy
@@ -49,7 +47,7 @@ def _train(runtime, params, data_dir, checkpoint_path, metrics_path, plots_dir) 
         [train_split.as_dataset("train", "training")]
         + ([val_split.as_dataset("val", "validation")] if len(val_split) else [])
     )
-    leave_a_core(runtime.device)
+    distributed.leave_a_core(runtime.device)
     history = LossHistory(cfg.log_every, tracker)
     with tracking.run_status(tracker):
         # Rank 0 alone prints, validates and records; the other ranks only train.
@@ -120,19 +118,6 @@ def _check_same_width(train_split: Split, val_split: Split, paths: list[Path]) -
     width, val_width = train_split.features.shape[1], val_split.features.shape[1]
     if len(val_split) and val_width != width:
         raise InputError(f"{paths[1]}: {val_width} features; expected {width} as in {paths[0]}")
-
-
-def leave_a_core(device: torch.device) -> None:
-    """Training on CPU leaves one core to the rest: the tracking agent, DVC, the system.
-
-    torch takes every core by default; on a 2-core machine its threads then wait for each other
-    whenever anything else runs, and this small MLP trained 1.7x slower beside the agent and
-    2-4x slower on a busy machine (benchmarks/README.md). Tracked or not, so that tracking
-    changes neither the speed nor the arithmetic. An explicit OMP_NUM_THREADS is the user's
-    choice and stays.
-    """
-    if device.type == "cpu" and "OMP_NUM_THREADS" not in os.environ:
-        torch.set_num_threads(max(1, torch.get_num_threads() - 1))
 
 
 class LossHistory:
