@@ -46,7 +46,7 @@ def run(
             )
     predicted = {name: _predict(model, split, batch_size) for name, split in splits.items()}
     plots.warm_up()  # matplotlib's import, while the agent may still be opening the store
-    tracker = tracking.resume_run(tracking.recorded_run_id(train_metrics), stream=True)
+    tracker = tracking.resume_run(tracking.recorded_run_id(train_metrics))
     with tracking.run_status(tracker):
         tracker.log_datasets([splits["test"].as_dataset("test", "testing")])
         report = _report(splits, predicted, arch.classes)

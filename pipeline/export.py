@@ -1,4 +1,8 @@
-"""Stage `export`: models/model.pth + model.json, and the MLflow model in the training's run."""
+"""Stage `export`: models/model.pth + model.json, and the MLflow model in the training's run.
+
+As train and evaluate do, main() starts the tracking agent before torch is imported (in run()):
+the agent imports MLflow meanwhile, then logs the model itself, so this process never does.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from pipeline import checkpoint, tracking
+from pipeline import tracking
 from pipeline.data import load_split
 from pipeline.errors import exits_cleanly
 from pipeline.params import ExportParams, load_params
@@ -22,6 +26,8 @@ def run(
     train_metrics: Path,
     model_path: Path,
 ) -> Path:
+    from pipeline import checkpoint  # torch
+
     model, arch = checkpoint.load(checkpoint_path)
     example = load_split(example_data).features[:INPUT_EXAMPLE_ROWS]
     tracker = tracking.resume_run(tracking.recorded_run_id(train_metrics))
@@ -43,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("models/model.pth"))
     args = parser.parse_args(argv)
     params = load_params(args.params)
+    tracking.prepare_tracking()
     path = run(
         export=params.export,
         checkpoint_path=args.checkpoint,
@@ -50,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         train_metrics=args.train_metrics,
         model_path=args.out,
     )
+    from pipeline import checkpoint
+
     print(f"exported {path} and {checkpoint.architecture_path(path)}")
     return 0
 

@@ -109,7 +109,7 @@ def _open_run(runtime: distributed.Runtime, params: Params, tags: dict[str, str]
     launcher_run = os.environ.get(RUN_ID_VARIABLE)
     if not launcher_run:
         return tracking.start_run(params.flat(), tags)
-    tracker = tracking.resume_run(launcher_run, stream=True, system_metrics=True)
+    tracker = tracking.resume_run(launcher_run, system_metrics=True)
     tracker.set_tags(tags)
     return tracker
 

@@ -31,7 +31,6 @@ from pipeline.tracking.registry import promote
 from pipeline.tracking.replay import replay
 from pipeline.tracking.runs import (
     NullTracker,
-    RunTracker,
     prepare_tracking,
     recorded_run_id,
     resume_run,
@@ -62,7 +61,6 @@ __all__ = [
     "Interrupted",
     "NullStudyRun",
     "NullTracker",
-    "RunTracker",
     "Sender",
     "Spool",
     "StreamingTracker",

@@ -136,7 +136,22 @@ class StreamingTracker:
         self.agent.send({"op": "datasets", "datasets": [dict(info) for info in datasets]})
 
     def log_model(self, state_path: Path, example_rows, registered_name: str | None) -> None:
-        raise TypeError("a training's run logs no model; export logs it into the same run")
+        """Export's served model, logged (and registered) by the agent; waits for it, since
+        the stage fails without its model. The points logged before are in the store first:
+        the version's tags read the run's accuracies."""
+        self.flush()
+        answer = self.agent.ask(
+            {
+                "op": "model",
+                "state_path": str(Path(state_path).resolve()),
+                "example_rows": example_rows.tolist(),  # float32 values, exact as doubles
+                "registered_name": registered_name,
+            }
+        )
+        if "error" in answer:
+            if answer["input"]:
+                raise InputError(answer["error"])
+            raise RuntimeError(f"tracking: the model was not logged: {answer['error']}")
 
     def flush(self, timeout: float = 60.0) -> bool:
         """Wait until every point logged so far is in the store; False if that did not happen."""

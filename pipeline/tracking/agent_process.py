@@ -4,8 +4,9 @@ Importing MLflow and opening its store take seconds; the trainer spends them imp
 So the trainer never imports MLflow: it starts this process first (`python -m pipeline.tracking
 agent <uri>`), whose imports then overlap torch's on the other core, and talks to it with one JSON
 line per call on stdin (pipeline/tracking/agent.py). The agent answers on stdout the calls that
-must be answered before training goes on (`start`, `resume`: the run and its spool, or the
-one-line error for a store that refuses), streams the spool's metric points into the run while
+must be answered before the stage goes on (`start`, `resume`: the run and its spool, or the
+one-line error for a store that refuses; `model`: export's served model, logged and registered
+here, so that no stage imports MLflow), streams the spool's metric points into the run while
 training runs, samples the system metrics, and on `end` drains the spool, then sets the run's
 status and answers whether every point arrived. If the trainer dies, stdin's end of file tells
 the agent, which still sends what was written; the run is left for the next training's stale-run
@@ -133,6 +134,26 @@ class Agent:
         except Exception as exc:
             warn(f"run {run_id}: {message['op']} not logged: {_first_line(exc)}")
 
+    def log_model(self, message: dict) -> dict:
+        """`model` (export): the served model into the run, registered if asked; answered."""
+        import mlflow
+        import numpy as np
+
+        from pipeline.errors import InputError
+        from pipeline.tracking import models
+
+        try:
+            mlflow.set_tracking_uri(self.dest.tracking_uri)  # MLflow's fluent calls: this store
+            rows = np.asarray(message["example_rows"], dtype=np.float32)
+            state_path, name = Path(message["state_path"]), message["registered_name"]
+            models.log_model(self.client, self.spool.run_id, state_path, rows, name)
+        except Exception as exc:
+            explained = refusal(exc) or (str(exc) if isinstance(exc, InputError) else None)
+            if not explained:
+                traceback.print_exc()  # an unexpected failure: its whole story, on stderr
+            return {"error": explained or _first_line(exc), "input": bool(explained)}
+        return {"logged": True}
+
     def log_artifact(self, run_id: str, path: str, artifact_path: str | None) -> None:
         if reason := unreachable(self.dest.tracking_uri):
             # Training's outputs are written already; losing the store must not fail the stage.
@@ -150,7 +171,10 @@ class Agent:
             if message["op"] in ("end", "gone"):
                 self.ending = message
                 return True
-            self.handle(message)
+            if message["op"] == "model":
+                self.reply(self.log_model(message))
+            else:
+                self.handle(message)
             message = self.next_message(0)
         if self.sampler is not None:
             self._log_points(self.sampler.due())

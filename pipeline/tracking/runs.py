@@ -13,15 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import Interrupted
-from pipeline.tracking import models
 from pipeline.tracking.agent import open_streaming_run, prepare, take_agent
-from pipeline.tracking.datasets import dataset_inputs
 from pipeline.tracking.destination import Destination, destination, repo_root, tracking_enabled
 from pipeline.tracking.stale import process_tags
 from pipeline.tracking.store import (
-    explains_refusal,
-    open_client,
-    retry_locked,
     unreachable,
     unreachable_error,
 )
@@ -61,50 +56,6 @@ class NullTracker:
 
     def end(self, status: str) -> None:
         pass
-
-
-class RunTracker(NullTracker):
-    """One MLflow run, written from this process (evaluate, export: a handful of calls).
-
-    Trainings track through the agent instead (pipeline/tracking/agent.py). Every write is
-    retried while another process holds the SQLite store's lock.
-    """
-
-    def __init__(self, client, run_id: str, destination: Destination):
-        self.client = client
-        self.run_id = run_id
-        self.destination = destination
-
-    def log_params(self, params: dict[str, Any]) -> None:
-        from mlflow.entities import Param
-
-        items = [Param(key, str(value)) for key, value in params.items()]
-        for start in range(0, len(items), 100):
-            retry_locked(self.client.log_batch, self.run_id, params=items[start : start + 100])
-
-    def set_tags(self, tags: dict[str, str]) -> None:
-        from mlflow.entities import RunTag
-
-        run_tags = [RunTag(k, str(v)) for k, v in tags.items()]
-        retry_locked(self.client.log_batch, self.run_id, tags=run_tags)
-
-    def log_metric(self, key: str, value: float, step: int = 0) -> None:
-        retry_locked(self.client.log_metric, self.run_id, key, value, step=step)
-
-    def log_batch_loss(self, step: int, value: float) -> None:
-        self.log_metric("train_loss", value, step)
-
-    def log_artifact(self, path: Path | str, artifact_path: str | None = None) -> None:
-        self.client.log_artifact(self.run_id, str(path), artifact_path)
-
-    def log_datasets(self, datasets: Sequence[Mapping[str, Any]]) -> None:
-        retry_locked(self.client.log_inputs, self.run_id, datasets=dataset_inputs(datasets))
-
-    def log_model(self, state_path: Path, example_rows, registered_name: str | None) -> None:
-        models.log_model(self.client, self.run_id, state_path, example_rows, registered_name)
-
-    def end(self, status: str) -> None:
-        retry_locked(self.client.set_terminated, self.run_id, status=status)
 
 
 def start_run(
@@ -164,39 +115,24 @@ def recorded_run_id(train_metrics: Path | str) -> str | None:
         raise InputError(f"{path}: not JSON with mlflow_run_id; rerun the train stage") from None
 
 
-def resume_run(run_id: str | None, stream: bool = False, system_metrics: bool = False):
-    """Reopen the training's run so evaluate and export log into it.
-
-    `stream`: through the tracking agent, as start_run (evaluate; DDP's rank 0 training in the
-    run its launcher opened), with this node's system metrics if `system_metrics`. Without it
-    this process writes to the store itself (export, which logs the model object).
+def resume_run(run_id: str | None, system_metrics: bool = False):
+    """Reopen the training's run so that evaluate and export log into it (and DDP's rank 0
+    trains in the run its launcher opened), through the tracking agent as start_run does, with
+    this node's system metrics if `system_metrics`. Export's model is logged by the agent too:
+    no stage imports MLflow.
     """
     if not tracking_enabled() or not run_id:
         return NullTracker()
-    if stream:
-        root = repo_root()
-        _refuse_a_bad_store(destination(root))
-        message = {
-            "op": "resume",
-            "run_id": run_id,
-            "tags": process_tags(),
-            "system_metrics": system_metrics and system_metrics_enabled(),
-            "node": socket.gethostname(),
-        }
-        return open_streaming_run(take_agent(root), message)
-    return _resume_here(run_id)
-
-
-@explains_refusal
-def _resume_here(run_id: str):
-    dest = destination()
-    check_store(dest.tracking_uri)
-    client = open_client(dest)
-    tracker = RunTracker(client, run_id, dest)
-    # This process holds the run now: a training starting meanwhile must not find it stale.
-    tracker.set_tags(process_tags())
-    retry_locked(client.update_run, run_id, status="RUNNING")
-    return tracker
+    root = repo_root()
+    _refuse_a_bad_store(destination(root))
+    message = {
+        "op": "resume",
+        "run_id": run_id,
+        "tags": process_tags(),
+        "system_metrics": system_metrics and system_metrics_enabled(),
+        "node": socket.gethostname(),
+    }
+    return open_streaming_run(take_agent(root), message)
 
 
 @contextlib.contextmanager
