@@ -17,6 +17,7 @@ import shlex
 import signal
 import sys
 import tempfile
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -49,12 +50,7 @@ def open_study(*, storage: str, name: str, config: StudyConfig, create: bool) ->
         # Opening would create an empty storage file just to find no study in it.
         raise InputError(f"study {name!r}: not found in {storage} ({missing} does not exist)")
     try:
-        if create:
-            study = optuna.create_study(
-                storage=storage, study_name=name, direction="maximize", load_if_exists=True
-            )
-        else:
-            study = optuna.load_study(storage=storage, study_name=name)
+        study = _create_or_load(storage, name, create)
     except KeyError:
         raise InputError(
             f"study {name!r}: not found in {shown(storage)}; run a study first"
@@ -68,6 +64,29 @@ def open_study(*, storage: str, name: str, config: StudyConfig, create: bool) ->
     study.sampler = optuna.samplers.TPESampler(seed=config.seed + len(study.trials))
     study.pruner = pruner
     return study
+
+
+# Workers that start together on a fresh database race to create Optuna's tables and to stamp
+# its schema version, and the losers fail ('type "studydirection" already exists', a unique
+# violation in pg_type or alembic_version): they try again, and then find the tables there.
+CREATION_ATTEMPTS = 4
+LOST_CREATION_RACE = ("already exists", "pg_type_typname_nsp_index", "alembic_version")
+
+
+def _create_or_load(storage: str, name: str, create: bool) -> optuna.Study:
+    attempt = 1
+    while True:
+        try:
+            if not create:
+                return optuna.load_study(storage=storage, study_name=name)
+            return optuna.create_study(
+                storage=storage, study_name=name, direction="maximize", load_if_exists=True
+            )
+        except Exception as exc:
+            if attempt == CREATION_ATTEMPTS or not any(m in str(exc) for m in LOST_CREATION_RACE):
+                raise
+        time.sleep(0.2 * attempt)
+        attempt += 1
 
 
 def suggest(trial: optuna.Trial, config: StudyConfig) -> dict[str, Any]:
