@@ -17,6 +17,7 @@ from pathlib import Path
 import mlflow
 import optuna
 import pytest
+import sqlalchemy
 from helpers import ROOT, SMALL_PARAMS, clean_env, commit_all, run, write_params
 from optuna.trial import TrialState
 from tune_helpers import load_study, make_workspace, study_runs, tune_args
@@ -68,6 +69,8 @@ def trial_is_training(workspace: Path) -> bool:
     try:
         trials = load_study(workspace).trials
     except KeyError:  # the study is not created yet
+        return False
+    except sqlalchemy.exc.DBAPIError:  # this poll raced the worker creating the storage's tables
         return False
     return bool(trials) and trials[0].state == TrialState.RUNNING and trials[0].intermediate_values
 
