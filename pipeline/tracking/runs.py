@@ -72,8 +72,6 @@ def start_run(
     """
     if not tracking_enabled():
         return NullTracker()
-    root = repo_root()
-    _refuse_a_bad_store(destination(root))
     message = {
         "op": "start",
         "params": {key: str(value) for key, value in params.items()},
@@ -82,6 +80,13 @@ def start_run(
         "run_name": run_name,
         "system_metrics": system_metrics and system_metrics_enabled(),
     }
+    return _open_through_agent(message)
+
+
+def _open_through_agent(message: dict[str, Any]):
+    """`start` or `resume`, refused here first if the store is bad, then sent to the agent."""
+    root = repo_root()
+    _refuse_a_bad_store(destination(root))
     return open_streaming_run(take_agent(root), message)
 
 
@@ -123,8 +128,6 @@ def resume_run(run_id: str | None, system_metrics: bool = False):
     """
     if not tracking_enabled() or not run_id:
         return NullTracker()
-    root = repo_root()
-    _refuse_a_bad_store(destination(root))
     message = {
         "op": "resume",
         "run_id": run_id,
@@ -132,7 +135,7 @@ def resume_run(run_id: str | None, system_metrics: bool = False):
         "system_metrics": system_metrics and system_metrics_enabled(),
         "node": socket.gethostname(),
     }
-    return open_streaming_run(take_agent(root), message)
+    return _open_through_agent(message)
 
 
 @contextlib.contextmanager
