@@ -108,7 +108,8 @@ def _open_run(runtime: distributed.Runtime, params: Params, tags: dict[str, str]
         return tracking.NullTracker()
     launcher_run = os.environ.get(RUN_ID_VARIABLE)
     if not launcher_run:
-        return tracking.start_run(params.flat(), tags)
+        # matplotlib (for the loss plot at the end) imports while the agent creates the run.
+        return tracking.start_run(params.flat(), tags, meanwhile=plots.warm_up)
     tracker = tracking.resume_run(launcher_run, system_metrics=True)
     tracker.set_tags(tags)
     return tracker

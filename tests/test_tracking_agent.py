@@ -120,3 +120,25 @@ def test_a_prepared_agent_for_another_store_is_replaced(store, monkeypatch, tmp_
     taken.close()
     assert taken is not prepared
     assert prepared.process.wait(timeout=60) is not None  # the stale one was told to go
+
+
+def test_the_callers_own_work_runs_while_the_agent_opens_the_run(store):
+    done: list[str] = []
+    tracker = tracking.start_run({"train.lr": 0.5}, {}, meanwhile=lambda: done.append("done"))
+    with tracking.run_status(tracker):
+        tracker.log_batch_loss(0, 0.5)
+    assert done == ["done"]  # once, and the run still opened as it would without it
+    run = mlflow.MlflowClient(store).get_run(tracker.run_id)
+    assert (run.info.status, run.data.params) == ("FINISHED", {"train.lr": "0.5"})
+
+
+def test_an_interruption_during_the_callers_work_lets_the_agent_go(store):
+    def interrupted():
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        tracking.start_run({}, {}, meanwhile=interrupted)
+    agents = psutil.Process().children()
+    assert agents, "the agent should have been started"
+    _, alive = psutil.wait_procs(agents, timeout=60)
+    assert alive == []

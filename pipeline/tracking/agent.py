@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -54,8 +54,11 @@ class AgentProcess:
             self.process.stdin.write(json.dumps(message).encode() + b"\n")
             self.process.stdin.flush()
 
-    def ask(self, message: dict[str, Any]) -> dict[str, Any]:
+    def ask(self, message: dict[str, Any], meanwhile: Callable[[], None] | None = None) -> dict:
+        """Send, run `meanwhile` (the caller's own work) while the agent works, then wait."""
         self.send(message)
+        if meanwhile:
+            meanwhile()
         answer = self.process.stdout.readline()
         if not answer:
             raise RuntimeError(
@@ -90,10 +93,12 @@ def take_agent(root: Path) -> AgentProcess:
     return AgentProcess(root)
 
 
-def open_streaming_run(agent: AgentProcess, message: dict[str, Any]) -> StreamingTracker:
+def open_streaming_run(
+    agent: AgentProcess, message: dict[str, Any], meanwhile: Callable[[], None] | None = None
+) -> StreamingTracker:
     """Have the agent start or resume the run; an error it reports stops here, before training."""
     try:
-        answer = agent.ask(message)
+        answer = agent.ask(message, meanwhile)
     except BaseException:
         agent.close()
         raise

@@ -8,7 +8,7 @@ import contextlib
 import json
 import signal
 import socket
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -63,12 +63,14 @@ def start_run(
     tags: dict[str, str],
     run_name: str | None = None,
     system_metrics: bool = True,
+    meanwhile: Callable[[], None] | None = None,
 ):
     """Open the one run of a training: params, tags and the run's name, status RUNNING.
 
     The tracking agent (a process of its own) opens it and takes its metrics; an unreachable
     tracking server or refused credentials are an InputError here, before any training starts.
-    `system_metrics`: the agent samples CPU, memory and GPU over the run.
+    `system_metrics`: the agent samples CPU, memory and GPU over the run. `meanwhile`: the
+    caller's own work, done while the agent opens the run instead of after it.
     """
     if not tracking_enabled():
         return NullTracker()
@@ -80,14 +82,14 @@ def start_run(
         "run_name": run_name,
         "system_metrics": system_metrics and system_metrics_enabled(),
     }
-    return _open_through_agent(message)
+    return _open_through_agent(message, meanwhile)
 
 
-def _open_through_agent(message: dict[str, Any]):
+def _open_through_agent(message: dict[str, Any], meanwhile: Callable[[], None] | None = None):
     """`start` or `resume`, refused here first if the store is bad, then sent to the agent."""
     root = repo_root()
     _refuse_a_bad_store(destination(root))
-    return open_streaming_run(take_agent(root), message)
+    return open_streaming_run(take_agent(root), message, meanwhile)
 
 
 def _refuse_a_bad_store(dest: Destination) -> None:
