@@ -1,7 +1,7 @@
 """The team's tracking server for real: PostgreSQL, `mlflow server` with basic auth, the pipeline.
 
-One PostgreSQL cluster and one MLflow server serve the whole session: the fixture runs the
-documented command (scripts/team_server.py, what `make server` runs) in a temporary directory on
+One PostgreSQL cluster and one MLflow server serve each pytest worker's session: the fixture runs
+the documented command (scripts/team_server.py, what `make server` runs) in a temporary directory on
 free loopback ports, and stops it at the end. Tests record as a non-admin teammate, the way a
 team member would, and read back as what the server stored.
 """
