@@ -54,7 +54,9 @@ class AgentProcess:
             self.process.stdin.write(json.dumps(message).encode() + b"\n")
             self.process.stdin.flush()
 
-    def ask(self, message: dict[str, Any], meanwhile: Callable[[], None] | None = None) -> dict:
+    def ask(
+        self, message: dict[str, Any], meanwhile: Callable[[], None] | None = None
+    ) -> dict[str, Any]:
         """Send, run `meanwhile` (the caller's own work) while the agent works, then wait."""
         self.send(message)
         if meanwhile:
