@@ -8,9 +8,9 @@ from pathlib import Path
 
 import torch
 
-from pipeline.errors import InputError
-from pipeline.files import atomic_path, write_json
 from pipeline.model import Architecture, NeuralNetwork, build_model
+from pipeline.process.errors import InputError
+from pipeline.process.files import atomic_path, write_json
 
 
 def architecture_path(state_path: Path | str) -> Path:

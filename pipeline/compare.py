@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline import tracking
-from pipeline.errors import InputError, exits_cleanly
 from pipeline.params import ExportParams
+from pipeline.process.errors import InputError, exits_cleanly
 
 TRAIN_METRICS = "metrics/train.json"
 EVAL_METRICS = "metrics/eval.json"

@@ -30,7 +30,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DistributedSampler
 
-from pipeline.errors import InputError, Interrupted
+from pipeline.process.errors import InputError, Interrupted
 
 # The launcher tells its workers where to report an exception (see `_reporting_failures`).
 FAILURE_DIR_VARIABLE = "PIPELINE_FAILURE_DIR"

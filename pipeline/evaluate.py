@@ -16,9 +16,9 @@ import numpy as np
 
 from pipeline import plots, tracking
 from pipeline.data import Split, load_split, make_loader
-from pipeline.errors import InputError, exits_cleanly
-from pipeline.files import write_json, write_text
 from pipeline.params import load_params
+from pipeline.process.errors import InputError, exits_cleanly
+from pipeline.process.files import write_json, write_text
 
 
 def run(

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from pipeline import tracking
 from pipeline.data import load_split
-from pipeline.errors import exits_cleanly
 from pipeline.params import ExportParams, load_params
+from pipeline.process.errors import exits_cleanly
 
 INPUT_EXAMPLE_ROWS = 5
 

@@ -8,8 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from pipeline.data import SPLITS, generate, save_split
-from pipeline.errors import exits_cleanly
 from pipeline.params import DataParams, load_params
+from pipeline.process.errors import exits_cleanly
 from pipeline.table import table_splits
 
 

@@ -16,12 +16,12 @@ from typing import Any, get_type_hints
 
 import yaml
 
-from pipeline.errors import InputError
 from pipeline.params_rules import (  # noqa: F401  (re-exported: the stages' and tests' names)
     batches_problem,
     check_consistency,
     split_sizes,
 )
+from pipeline.process.errors import InputError
 
 DEFAULT_PATH = Path("params.yaml")
 

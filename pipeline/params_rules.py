@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline.errors import InputError
+from pipeline.process.errors import InputError
 
 if TYPE_CHECKING:  # params.py imports this module: no import cycle at run time
     from pipeline.params import DataParams, Params, TrainParams

@@ -20,8 +20,8 @@ import numpy as np
 import torch
 
 from pipeline import checkpoint, table
-from pipeline.errors import InputError, exits_cleanly
-from pipeline.files import write_text
+from pipeline.process.errors import InputError, exits_cleanly
+from pipeline.process.files import write_text
 
 
 def read_rows(path: Path, features: tuple[str, ...]) -> np.ndarray:

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import InputError
 from pipeline.params import Params, read_yaml, with_values
+from pipeline.process.errors import InputError
 
 DEFAULT_PATH = Path("tune.yaml")
 # What a trial's validation accuracy depends on, besides the fixed data and seed.

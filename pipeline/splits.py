@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.errors import InputError
-from pipeline.files import atomic_path
+from pipeline.process.errors import InputError
+from pipeline.process.files import atomic_path
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.data import Split, split_indices
-from pipeline.errors import InputError
 from pipeline.params import DataParams
+from pipeline.process.errors import InputError
 
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 UNSUPPORTED = "categorical features and missing values are not supported"

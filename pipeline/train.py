@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 
 from pipeline import tracking
-from pipeline.errors import BAD_INPUT_EXIT, exits_cleanly
 from pipeline.params import Params, load_params
+from pipeline.process.errors import BAD_INPUT_EXIT, exits_cleanly
 
 
 def run(

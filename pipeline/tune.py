@@ -28,10 +28,10 @@ from optuna.trial import TrialState
 
 from pipeline import tracking
 from pipeline.distributed import choose_device
-from pipeline.errors import InputError, exits_cleanly
-from pipeline.interrupts import held
-from pipeline.lifeline import popen_tied
 from pipeline.params import Params, load_params, read_yaml, with_values
+from pipeline.process.errors import InputError, exits_cleanly
+from pipeline.process.lifeline import popen_tied
+from pipeline.process.signals import held
 from pipeline.search_space import DEFAULT_PATH, Choice, StudyConfig, load_space
 from pipeline.study_storage import missing_sqlite_file, shown, storage_url
 from pipeline.trial_fit import fit_trial, load_splits
@@ -115,7 +115,7 @@ def run_trials(*, study, config, base: Params, splits: tuple, n_trials: int, stu
     """Add n_trials to the study; splits: (train, val) as load_splits gives them."""
     device = choose_device(base.train.device)
     one_thread_per_worker(device)
-    # Every store call below is made with interruptions held (pipeline.interrupts): only the
+    # Every store call below is made with interruptions held (pipeline.process.signals): only the
     # training in between is cut short by Ctrl-C or SIGTERM.
     for _ in range(n_trials):
         with held():

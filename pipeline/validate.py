@@ -10,9 +10,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from pipeline.errors import exits_cleanly
-from pipeline.files import write_text
 from pipeline.params import load_params
+from pipeline.process.errors import exits_cleanly
+from pipeline.process.files import write_text
 
 MARKER = "params.yaml passed validation (rules v1)\n"
 

@@ -1,8 +1,8 @@
 """PostgreSQL for the team server: a cluster of our own, reachable on a loopback port only.
 
 `local_postgres(state_dir)` creates the cluster under state_dir/postgres on first use, runs
-PostgreSQL in the foreground under a lifeline (pipeline/lifeline.py: it ends with this process,
-however this process ends) and stops it (fast shutdown) when the block ends.
+PostgreSQL in the foreground under a lifeline (pipeline/process/lifeline.py: it ends with this
+process, however this process ends) and stops it (fast shutdown) when the block ends.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.lifeline import popen_tied
+from pipeline.process.lifeline import popen_tied
 
 LOOPBACK = "127.0.0.1"
 DB_USER = "mlflow"

@@ -5,7 +5,7 @@ cluster of its own under --dir (created on first use, started and stopped with t
 one machine with Debian's `postgresql` package is all a team needs. PostgreSQL and MLflow listen
 on 127.0.0.1 only: teammates reach the server through an SSH tunnel or a TLS reverse proxy
 (README, "Team setup"), never as plain HTTP on the network. Ctrl-C or SIGTERM stops MLflow,
-then the PostgreSQL this script started; both run under lifelines (pipeline/lifeline.py), so
+then the PostgreSQL this script started; both run under lifelines (pipeline/process/lifeline.py), so
 they and their workers end with this script even when it is killed outright (SIGKILL).
 """
 
@@ -26,7 +26,7 @@ from pathlib import Path
 
 # Run as a script from a checkout: the pipeline package of this checkout, installed or not.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from pipeline.lifeline import popen_tied
+from pipeline.process.lifeline import popen_tied
 from scripts.team_postgres import (  # noqa: F401 (as_postgres_user, postgres_bin_dir: tests)
     AUTH_DB,
     LOOPBACK,

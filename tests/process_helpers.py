@@ -16,7 +16,7 @@ from helpers import ROOT, clean_env
 # A parent that starts argv under a lifeline, prints the lifeline's pid, and waits to be killed.
 TIED_PARENT = """
 import sys, time
-from pipeline.lifeline import popen_tied
+from pipeline.process.lifeline import popen_tied
 child = popen_tied(sys.argv[2:], grace_s=float(sys.argv[1]))
 print(child.pid, flush=True)
 time.sleep(600)

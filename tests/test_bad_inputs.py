@@ -37,9 +37,9 @@ from helpers import (
     write_params,
 )
 
-from pipeline.lifeline import popen_tied
 from pipeline.model import Architecture, build_model
 from pipeline.params import Params, load_params
+from pipeline.process.lifeline import popen_tied
 
 # A valid params.yaml small enough that every stage takes a second: 4 features, 3 classes,
 # splits of 72 train / 18 val / 30 test rows, a 4-6-5-3 MLP.

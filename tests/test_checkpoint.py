@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from pipeline import checkpoint
-from pipeline.errors import InputError
 from pipeline.model import Architecture, build_model
+from pipeline.process.errors import InputError
 
 SMALL = Architecture(4, (5, 3), 2)
 

@@ -14,8 +14,8 @@ from pipeline.data import (
     make_loader,
     save_split,
 )
-from pipeline.errors import InputError
 from pipeline.params import DataParams, build, split_sizes
+from pipeline.process.errors import InputError
 
 
 class NotebookToyDataset(Dataset):

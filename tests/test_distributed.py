@@ -34,9 +34,9 @@ from helpers import write_params
 from pipeline import checkpoint, distributed
 from pipeline import train as train_stage
 from pipeline.data import Split, make_loader
-from pipeline.errors import InputError
 from pipeline.model import NeuralNetwork
 from pipeline.params import load_params
+from pipeline.process.errors import InputError
 
 
 @pytest.fixture(scope="module")

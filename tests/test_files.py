@@ -8,7 +8,7 @@ import stat
 
 import pytest
 
-from pipeline.files import _interruptions_held, all_or_nothing, atomic_path, write_text
+from pipeline.process.files import _interruptions_held, all_or_nothing, atomic_path, write_text
 
 
 def test_a_failed_write_keeps_the_previous_file(tmp_path):

@@ -1,4 +1,4 @@
-"""pipeline.interrupts.held: a signal that comes during a store call waits for the call's end.
+"""pipeline.process.signals.held: a signal that comes during a store call waits for the call's end.
 
 The last test replays what CI once hit: SIGTERM landing inside an Optuna SQLite query, after
 which telling the study that the trial failed raised "database is locked"."""
@@ -12,8 +12,8 @@ import pytest
 from optuna.trial import TrialState
 from sqlalchemy import event
 
-from pipeline.errors import Interrupted
-from pipeline.interrupts import held
+from pipeline.process.errors import Interrupted
+from pipeline.process.signals import held
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from process_helpers import (
 )
 from tracking_helpers import free_port, wait_for
 
-from pipeline.lifeline import popen_tied
+from pipeline.process.lifeline import popen_tied
 
 pytestmark = pytest.mark.skipif(not Path("/proc").is_dir(), reason="Linux only (prctl, /proc)")
 

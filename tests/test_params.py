@@ -6,8 +6,8 @@ import pytest
 import yaml
 from helpers import ROOT
 
-from pipeline.errors import InputError
 from pipeline.params import Params, build, load_params, split_sizes
+from pipeline.process.errors import InputError
 
 
 def load_text(tmp_path, text: str) -> Params:

@@ -18,8 +18,8 @@ import pytest
 from helpers import SMALL_PARAMS, commit_all, run, write_params
 
 from pipeline import checkpoint, tracking
-from pipeline.errors import InputError
 from pipeline.model import Architecture, build_model
+from pipeline.process.errors import InputError
 
 MODEL = "registry-tests"
 

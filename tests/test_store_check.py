@@ -17,7 +17,7 @@ from helpers import ROOT
 from mlflow.tracking._tracking_service.utils import _tracking_store_registry
 from sqlalchemy.dialects import registry as sqlalchemy_dialects
 
-from pipeline.errors import InputError
+from pipeline.process.errors import InputError
 from pipeline.tracking.store_check import (
     DATABASES,
     DRIVERS,

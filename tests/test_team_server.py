@@ -44,9 +44,9 @@ from mlflow.server import get_app_client
 
 from pipeline import checkpoint, tracking
 from pipeline.data import load_split
-from pipeline.errors import InputError
-from pipeline.lifeline import popen_tied
 from pipeline.params import load_params
+from pipeline.process.errors import InputError
+from pipeline.process.lifeline import popen_tied
 from scripts import team_server
 
 pytestmark = pytest.mark.e2e

@@ -10,7 +10,7 @@ import pytest
 from tracking_helpers import free_port, points
 
 from pipeline import tracking
-from pipeline.errors import InputError
+from pipeline.process.errors import InputError
 
 
 @pytest.fixture

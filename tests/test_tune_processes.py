@@ -22,7 +22,7 @@ from helpers import ROOT, SMALL_PARAMS, clean_env, commit_all, run, write_params
 from optuna.trial import TrialState
 from tune_helpers import load_study, make_workspace, study_runs, tune_args
 
-from pipeline.lifeline import popen_tied
+from pipeline.process.lifeline import popen_tied
 from scripts import team_postgres, team_server
 
 pytestmark = pytest.mark.e2e

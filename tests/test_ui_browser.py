@@ -22,7 +22,7 @@ import pytest
 from helpers import clean_env
 from tracking_helpers import free_port, wait_for
 
-from pipeline.lifeline import popen_tied
+from pipeline.process.lifeline import popen_tied
 
 pytestmark = pytest.mark.e2e
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import mlflow
 from helpers import ROOT
 
-from pipeline.lifeline import popen_tied
+from pipeline.process.lifeline import popen_tied
 
 
 def points(uri: str, run_id: str, key: str = "train_loss") -> list[tuple[int, float]]:

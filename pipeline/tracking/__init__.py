@@ -18,7 +18,7 @@
 - replay, cli: `python -m pipeline.tracking replay` for what could not be sent, `ui-link`
 """
 
-from pipeline.errors import Interrupted
+from pipeline.process.errors import Interrupted
 from pipeline.tracking.agent import StreamingTracker
 from pipeline.tracking.destination import (
     DEFAULT_EXPERIMENT,

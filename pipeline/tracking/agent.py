@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import InputError
+from pipeline.process.errors import InputError
 from pipeline.tracking.spool import Spool
 
 # The agent prepared by prepare(), for this process's next run.

@@ -139,7 +139,7 @@ class Agent:
         import mlflow
         import numpy as np
 
-        from pipeline.errors import InputError
+        from pipeline.process.errors import InputError
         from pipeline.tracking import models
 
         try:

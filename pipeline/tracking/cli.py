@@ -15,7 +15,7 @@ from pipeline.tracking.ui import DEFAULT_UI, experiment_page
 
 
 def main(argv: list[str] | None = None) -> int:
-    from pipeline.errors import exits_cleanly
+    from pipeline.process.errors import exits_cleanly
 
     return exits_cleanly(_main)(argv)
 

@@ -29,7 +29,7 @@ def register(client, run_id: str, name: str):
     """The version of `name` holding the run's model: the existing one, or a new one."""
     import mlflow
 
-    from pipeline.errors import InputError
+    from pipeline.process.errors import InputError
     from pipeline.tracking.models import logged_model
 
     query = f"name = '{name}' AND run_id = '{run_id}'"
@@ -99,7 +99,7 @@ def downloaded(uri: str) -> Iterator[Path]:
     import mlflow.artifacts
     from mlflow.exceptions import MlflowException
 
-    from pipeline.errors import InputError
+    from pipeline.process.errors import InputError
     from pipeline.tracking.served_model import STATE_DICT
 
     name, alias, number = _parse(uri)
@@ -133,7 +133,7 @@ def _quiet_downloads() -> Iterator[None]:
 
 def _parse(uri: str) -> tuple[str, str | None, str | None]:
     """models:/<name>@<alias> or models:/<name>/<version> -> (name, alias, version)."""
-    from pipeline.errors import InputError
+    from pipeline.process.errors import InputError
 
     match = re.fullmatch(r"models:/([^/@]+)(?:@([^/]+)|/(\d+))", uri)
     if match is None:
@@ -145,7 +145,7 @@ def _resolve(client, uri: str, name: str, alias: str | None, version: str | None
     """The version number the URI names; an unknown name, alias or version is an InputError."""
     from mlflow.exceptions import MlflowException
 
-    from pipeline.errors import InputError
+    from pipeline.process.errors import InputError
 
     try:
         retry_locked(client.get_registered_model, name)
@@ -162,7 +162,7 @@ def _resolve(client, uri: str, name: str, alias: str | None, version: str | None
 
 def _existing_store():
     """The destination, refused when it is an embedded store that does not exist yet."""
-    from pipeline.errors import InputError
+    from pipeline.process.errors import InputError
     from pipeline.tracking.store import sqlite_path
 
     dest = destination()

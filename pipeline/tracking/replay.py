@@ -12,7 +12,7 @@ from pipeline.tracking.store_check import check_store
 
 def replay(spool_dir: Path, tracking_uri: str | None = None) -> list[str]:
     """Send what trainings could not: every spool's points and final status. One line per run."""
-    from pipeline.errors import InputError
+    from pipeline.process.errors import InputError
 
     report = []
     for meta in sorted(spool_dir.glob("*.json")):

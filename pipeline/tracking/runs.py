@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import Interrupted
+from pipeline.process.errors import Interrupted
 from pipeline.tracking.agent import open_streaming_run, prepare, take_agent
 from pipeline.tracking.destination import Destination, destination, repo_root, tracking_enabled
 from pipeline.tracking.stale import process_tags
@@ -111,7 +111,7 @@ def prepare_tracking() -> None:
 
 def recorded_run_id(train_metrics: Path | str) -> str | None:
     """The run that train opened, as recorded in metrics/train.json (null: tracking was off)."""
-    from pipeline.errors import InputError
+    from pipeline.process.errors import InputError
 
     path = Path(train_metrics)
     try:

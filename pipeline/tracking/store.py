@@ -105,7 +105,7 @@ def unreachable(tracking_uri: str) -> str | None:
 
 
 def unreachable_error(tracking_uri: str, reason: str):
-    from pipeline.errors import InputError
+    from pipeline.process.errors import InputError
 
     parts = urllib.parse.urlsplit(tracking_uri)
     if parts.password:  # never print credentials
@@ -149,7 +149,7 @@ def explains_refusal(open_run):
             message = refusal(exc)
             if message is None:
                 raise
-            from pipeline.errors import InputError
+            from pipeline.process.errors import InputError
 
             raise InputError(message) from None
 

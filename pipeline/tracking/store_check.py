@@ -14,7 +14,7 @@ import sqlite3
 import urllib.parse
 from pathlib import Path
 
-from pipeline.errors import InputError
+from pipeline.process.errors import InputError
 
 # The schemes of MLflow's tracking store registry (mlflow.tracking._tracking_service.utils),
 # less "" (a plain path, which MLflow takes for its deprecated file store); tests compare them.

@@ -1,4 +1,4 @@
-"""The lifeline process of pipeline/lifeline.py: starts the command, watches the caller.
+"""The lifeline process of pipeline/process/lifeline.py: starts the command, watches the caller.
 
 Run by popen_tied as `python -I -S lifeline_watchdog.py TIE REPORT STOP_SIGNAL GRACE_S USER --
 COMMAND...`; the standard library only, and few modules of it, so that it starts quickly.

@@ -1,0 +1,1 @@
+"""Signals and exit codes, lifelines (children die with their parent), atomic files."""
