@@ -28,10 +28,10 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
+from pipeline.config.params import build
 from pipeline.data import generate, make_loader
 from pipeline.engine import make_optimizer, train_epoch
 from pipeline.model import Architecture, build_model
-from pipeline.params import build
 
 DATA = {"n_samples": 125_000, "n_features": 50, "n_classes": 3, "test_size": 0.2, "val_size": 0.0}
 CPU = torch.device("cpu")

@@ -28,11 +28,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch
 
 from pipeline import tracking
+from pipeline.config.params import build
 from pipeline.data import generate, make_loader
 from pipeline.distributed import leave_a_core
 from pipeline.engine import fit, make_optimizer
 from pipeline.model import Architecture, build_model
-from pipeline.params import build
 from pipeline.training import LossHistory
 
 # 25,000 samples, a fifth held out for test, no validation split: 20,000 training samples.

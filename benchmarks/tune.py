@@ -31,7 +31,7 @@ from startup import ROOT, copy_project, environment
 
 sys.path.insert(0, str(ROOT))  # the project's package, as `python -m` would find it
 from pipeline import tune
-from pipeline.params import load_params
+from pipeline.config.params import load_params
 from pipeline.process.lifeline import popen_tied
 from pipeline.search_space import load_space
 from pipeline.study_storage import STORAGE_FILE

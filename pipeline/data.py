@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pipeline.params import DataParams
+from pipeline.config.params import DataParams
 from pipeline.splits import Split, load_split, save_split
 
 # torch is imported where batches are made: `generate` needs only numpy and scikit-learn.

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from pipeline import plots, tracking
+from pipeline.config.params import load_params
 from pipeline.data import Split, load_split, make_loader
-from pipeline.params import load_params
 from pipeline.process.errors import InputError, exits_cleanly
 from pipeline.process.files import write_json, write_text
 

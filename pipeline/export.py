@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 
 from pipeline import tracking
+from pipeline.config.params import ExportParams, load_params
 from pipeline.data import load_split
-from pipeline.params import ExportParams, load_params
 from pipeline.process.errors import exits_cleanly
 
 INPUT_EXAMPLE_ROWS = 5

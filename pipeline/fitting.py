@@ -10,10 +10,10 @@ from dataclasses import dataclass
 
 import torch
 
+from pipeline.config.params import Params
 from pipeline.data import Split, make_loader
 from pipeline.engine import FitResult, fit, make_optimizer
 from pipeline.model import Architecture, build_model
-from pipeline.params import Params
 
 # Validation runs in one pass of this many rows, in train's epochs and in trials alike.
 VAL_BATCH_SIZE = 1024

@@ -7,8 +7,8 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from pipeline.config.params import DataParams, load_params
 from pipeline.data import SPLITS, generate, save_split
-from pipeline.params import DataParams, load_params
 from pipeline.process.errors import exits_cleanly
 from pipeline.table import table_splits
 

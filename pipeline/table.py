@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.config.params import DataParams
 from pipeline.data import Split, split_indices
-from pipeline.params import DataParams
 from pipeline.process.errors import InputError
 
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}

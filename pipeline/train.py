@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from pipeline import tracking
-from pipeline.params import Params, load_params
+from pipeline.config.params import Params, load_params
 from pipeline.process.errors import BAD_INPUT_EXIT, exits_cleanly
 
 

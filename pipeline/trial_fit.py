@@ -9,11 +9,11 @@ from pathlib import Path
 
 import torch
 
+from pipeline.config.params import Params
 from pipeline.data import Split, load_split
 from pipeline.distributed import Runtime
 from pipeline.engine import evaluate_loss_accuracy
 from pipeline.fitting import prepare, validation_loader
-from pipeline.params import Params
 from pipeline.process.errors import InputError
 
 # on_validation(epoch, val_loss, val_accuracy): 0-based epoch; it may raise to stop the trial.

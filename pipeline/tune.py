@@ -27,8 +27,8 @@ import torch
 from optuna.trial import TrialState
 
 from pipeline import tracking
+from pipeline.config.params import Params, load_params, read_yaml, with_values
 from pipeline.distributed import choose_device
-from pipeline.params import Params, load_params, read_yaml, with_values
 from pipeline.process.errors import InputError, exits_cleanly
 from pipeline.process.lifeline import popen_tied
 from pipeline.process.signals import held

@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from pipeline.params import load_params
+from pipeline.config.params import load_params
 from pipeline.process.errors import exits_cleanly
 from pipeline.process.files import write_text
 

@@ -14,7 +14,7 @@ import torch
 from helpers import ROOT, SMALL_PARAMS, clean_env, write_params
 
 from pipeline import generate
-from pipeline.params import load_params
+from pipeline.config.params import load_params
 
 # 360 training rows: 22 batches of 16 for one process, 22 batches of 8 per rank for two.
 DDP_PARAMS = {

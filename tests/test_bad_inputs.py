@@ -37,8 +37,8 @@ from helpers import (
     write_params,
 )
 
+from pipeline.config.params import Params, load_params
 from pipeline.model import Architecture, build_model
-from pipeline.params import Params, load_params
 from pipeline.process.lifeline import popen_tied
 
 # A valid params.yaml small enough that every stage takes a second: 4 features, 3 classes,

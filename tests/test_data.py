@@ -5,6 +5,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from pipeline.config.params import DataParams, build, split_sizes
 from pipeline.data import (
     TOY_TEST,
     TOY_TRAIN,
@@ -14,7 +15,6 @@ from pipeline.data import (
     make_loader,
     save_split,
 )
-from pipeline.params import DataParams, build, split_sizes
 from pipeline.process.errors import InputError
 
 

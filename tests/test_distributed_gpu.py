@@ -24,7 +24,7 @@ from helpers import write_params
 
 from pipeline import distributed
 from pipeline import train as train_stage
-from pipeline.params import load_params
+from pipeline.config.params import load_params
 
 GPUS = torch.cuda.device_count() if torch.cuda.is_available() else 0
 needs_a_gpu = pytest.mark.skipif(GPUS < 1, reason="needs a CUDA GPU; none is usable here")

@@ -16,9 +16,9 @@ from sklearn.datasets import load_wine
 from sklearn.preprocessing import StandardScaler
 
 from pipeline import checkpoint, generate, train
+from pipeline.config.params import DataParams, build
 from pipeline.data import load_split, split_rows
 from pipeline.model import Architecture, build_model
-from pipeline.params import DataParams, build
 from pipeline.table import table_splits
 
 CULTIVARS = {0: "barolo", 1: "grignolino", 2: "barbera"}

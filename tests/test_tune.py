@@ -13,7 +13,7 @@ from optuna.trial import TrialState
 from tune_helpers import load_study, make_workspace, study_runs, tune_args
 
 from pipeline import train, tune
-from pipeline.params import load_params, read_yaml, with_values
+from pipeline.config.params import load_params, read_yaml, with_values
 from pipeline.tune_command import dvc_exp_run, yaml_value
 
 CONFIGURATION = {

@@ -16,7 +16,7 @@ from typing import Any, get_type_hints
 
 import yaml
 
-from pipeline.params_rules import (  # noqa: F401  (re-exported: the stages' and tests' names)
+from pipeline.config.rules import (  # noqa: F401  (re-exported: the stages' and tests' names)
     batches_problem,
     check_consistency,
     split_sizes,

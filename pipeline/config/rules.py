@@ -1,6 +1,7 @@
 """The rules params.yaml must follow beyond types: ranges, choices, and contradictions between
 keys (splits too small to stratify, batches larger than a split). Each is a one-line problem
-that pipeline.params turns into an InputError naming the key, the value and what was expected.
+that pipeline.config.params turns into an InputError naming the key, the value and what was
+expected.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from pipeline.process.errors import InputError
 
 if TYPE_CHECKING:  # params.py imports this module: no import cycle at run time
-    from pipeline.params import DataParams, Params, TrainParams
+    from pipeline.config.params import DataParams, Params, TrainParams
 
 # Where a user's table must lie: the generate stage depends on this directory (dvc.yaml), so a
 # new version of a table in it (`dvc add` again) reruns generate and everything after it.

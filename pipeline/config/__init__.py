@@ -1,0 +1,1 @@
+"""params.yaml as typed, validated, frozen dataclasses, and the rules between keys."""
