@@ -3,7 +3,7 @@
 100,000 training samples (50 features, 3 classes), the 50-30-20-3 MLP and SGD, at batch 32
 and 256. Three ways to feed the same training step:
   bare      a list of (features[i:i+b], labels[i:i+b]) sliced before the clock starts
-  pipeline  pipeline.data.make_loader (shuffle, drop_last) through engine.train_epoch
+  pipeline  pipeline.data.synthetic.make_loader (shuffle, drop_last) through engine.train_epoch
   per-item  the notebook's per-item Dataset in a torch DataLoader (shuffle, drop_last)
 Bare and pipeline alternate and the median of their per-pair ratios is reported, because the
 machine is shared.
@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from pipeline.config.params import build
-from pipeline.data import generate, make_loader
+from pipeline.data.synthetic import generate, make_loader
 from pipeline.engine import make_optimizer, train_epoch
 from pipeline.model import Architecture, build_model
 

@@ -29,7 +29,7 @@ import torch
 
 from pipeline import tracking
 from pipeline.config.params import build
-from pipeline.data import generate, make_loader
+from pipeline.data.synthetic import generate, make_loader
 from pipeline.distributed import leave_a_core
 from pipeline.engine import fit, make_optimizer
 from pipeline.model import Architecture, build_model

@@ -16,7 +16,7 @@ import numpy as np
 
 from pipeline import plots, tracking
 from pipeline.config.params import load_params
-from pipeline.data import Split, load_split, make_loader
+from pipeline.data.synthetic import Split, load_split, make_loader
 from pipeline.process.errors import InputError, exits_cleanly
 from pipeline.process.files import write_json, write_text
 

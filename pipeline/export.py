@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pipeline import tracking
 from pipeline.config.params import ExportParams, load_params
-from pipeline.data import load_split
+from pipeline.data.synthetic import load_split
 from pipeline.process.errors import exits_cleanly
 
 INPUT_EXAMPLE_ROWS = 5

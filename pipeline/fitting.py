@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 
 from pipeline.config.params import Params
-from pipeline.data import Split, make_loader
+from pipeline.data.synthetic import Split, make_loader
 from pipeline.engine import FitResult, fit, make_optimizer
 from pipeline.model import Architecture, build_model
 

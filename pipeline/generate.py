@@ -8,9 +8,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from pipeline.config.params import DataParams, load_params
-from pipeline.data import SPLITS, generate, save_split
+from pipeline.data.synthetic import SPLITS, generate, save_split
+from pipeline.data.table import table_splits
 from pipeline.process.errors import exits_cleanly
-from pipeline.table import table_splits
 
 
 def run(*, data: DataParams, seed: int, out_dir: Path) -> dict[str, int]:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pipeline import checkpoint, distributed, plots, tracking
 from pipeline.config.params import Params, batches_problem
-from pipeline.data import Split, load_split
+from pipeline.data.synthetic import Split, load_split
 from pipeline.engine import evaluate_loss_accuracy
 from pipeline.fitting import prepare, validation_loader
 from pipeline.process.errors import InputError

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from pipeline.config.params import Params
-from pipeline.data import Split, load_split
+from pipeline.data.synthetic import Split, load_split
 from pipeline.distributed import Runtime
 from pipeline.engine import evaluate_loss_accuracy
 from pipeline.fitting import prepare, validation_loader

@@ -6,7 +6,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from pipeline.config.params import DataParams, build, split_sizes
-from pipeline.data import (
+from pipeline.data.synthetic import (
     TOY_TEST,
     TOY_TRAIN,
     Split,

@@ -34,7 +34,7 @@ from helpers import write_params
 from pipeline import checkpoint, distributed
 from pipeline import train as train_stage
 from pipeline.config.params import load_params
-from pipeline.data import Split, make_loader
+from pipeline.data.synthetic import Split, make_loader
 from pipeline.model import NeuralNetwork
 from pipeline.process.errors import InputError
 

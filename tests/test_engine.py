@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from pipeline.data import Split, make_loader
+from pipeline.data.synthetic import Split, make_loader
 from pipeline.engine import evaluate_loss_accuracy, fit, make_optimizer, predict_proba
 from pipeline.model import Architecture, build_model
 

@@ -21,7 +21,7 @@ from helpers import (
 
 from pipeline import checkpoint
 from pipeline.config.params import load_params, split_sizes
-from pipeline.data import TOY_TRAIN, load_split
+from pipeline.data.synthetic import TOY_TRAIN, load_split
 from pipeline.model import Architecture, build_model
 
 pytestmark = pytest.mark.e2e

@@ -29,7 +29,7 @@ from helpers import (
 )
 from tracking_helpers import free_port, wait_for
 
-from pipeline.data import TOY_TRAIN
+from pipeline.data.synthetic import TOY_TRAIN
 from pipeline.process.lifeline import popen_tied
 
 pytestmark = pytest.mark.e2e

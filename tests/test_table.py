@@ -17,9 +17,9 @@ from sklearn.preprocessing import StandardScaler
 
 from pipeline import checkpoint, generate, train
 from pipeline.config.params import DataParams, build
-from pipeline.data import load_split, split_rows
+from pipeline.data.synthetic import load_split, split_rows
+from pipeline.data.table import table_splits
 from pipeline.model import Architecture, build_model
-from pipeline.table import table_splits
 
 CULTIVARS = {0: "barolo", 1: "grignolino", 2: "barbera"}
 

@@ -44,7 +44,7 @@ from mlflow.server import get_app_client
 
 from pipeline import checkpoint, tracking
 from pipeline.config.params import load_params
-from pipeline.data import load_split
+from pipeline.data.synthetic import load_split
 from pipeline.process.errors import InputError
 from pipeline.process.lifeline import popen_tied
 from scripts import team_server

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.config.params import DataParams
-from pipeline.data import Split, split_indices
+from pipeline.data.synthetic import Split, split_indices
 from pipeline.process.errors import InputError
 
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}

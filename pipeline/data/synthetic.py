@@ -1,7 +1,7 @@
 """Datasets: the notebook's toy points and scikit-learn synthetic sets, stratified splits, batches.
 
-A user's table is read by pipeline.table, which hands its rows to split_rows; a split and its
-.npz file are pipeline.splits (Split, save_split and load_split are importable from here too).
+A user's table is read by pipeline.data.table, which hands its rows to split_rows; a split and its
+.npz file are pipeline.data.splits (Split, save_split and load_split are importable from here too).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from pipeline.config.params import DataParams
-from pipeline.splits import Split, load_split, save_split
+from pipeline.data.splits import Split, load_split, save_split
 
 # torch is imported where batches are made: `generate` needs only numpy and scikit-learn.
 if TYPE_CHECKING:
@@ -43,7 +43,7 @@ def generate(data: DataParams, seed: int) -> dict[str, Split]:
     if data.kind == "toy":
         meaning = {
             "classes": (0, 1),
-            "source": "pipeline.data.toy",
+            "source": "pipeline.data.synthetic.toy",
             "standardize": data.standardize,
         }
         return {

@@ -1,0 +1,1 @@
+"""Synthetic sets, a user's table, the splits and their files, batching."""
