@@ -32,8 +32,8 @@ def run(
 ) -> dict:
     import torch
 
-    from pipeline import checkpoint
     from pipeline.distributed import leave_a_core
+    from pipeline.model import checkpoint
 
     leave_a_core(torch.device("cpu"))  # the other core is the tracking agent's
     model, arch = checkpoint.load(checkpoint_path)

@@ -26,7 +26,7 @@ def run(
     train_metrics: Path,
     model_path: Path,
 ) -> Path:
-    from pipeline import checkpoint  # torch
+    from pipeline.model import checkpoint  # torch
 
     model, arch = checkpoint.load(checkpoint_path)
     example = load_split(example_data).features[:INPUT_EXAMPLE_ROWS]
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         train_metrics=args.train_metrics,
         model_path=args.out,
     )
-    from pipeline import checkpoint
+    from pipeline.model import checkpoint
 
     print(f"exported {path} and {checkpoint.architecture_path(path)}")
     return 0

@@ -13,7 +13,7 @@ import torch
 from pipeline.config.params import Params
 from pipeline.data.synthetic import Split, make_loader
 from pipeline.engine import FitResult, fit, make_optimizer
-from pipeline.model import Architecture, build_model
+from pipeline.model.network import Architecture, build_model
 
 # Validation runs in one pass of this many rows, in train's epochs and in trials alike.
 VAL_BATCH_SIZE = 1024

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline import checkpoint
 from pipeline.data import table
+from pipeline.model import checkpoint
 from pipeline.process.errors import InputError, exits_cleanly
 from pipeline.process.files import write_text
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pipeline import checkpoint, distributed, plots, tracking
+from pipeline import distributed, plots, tracking
 from pipeline.config.params import Params, batches_problem
 from pipeline.data.synthetic import Split, load_split
 from pipeline.engine import evaluate_loss_accuracy
 from pipeline.fitting import prepare, validation_loader
+from pipeline.model import checkpoint
 from pipeline.process.errors import InputError
 from pipeline.process.files import all_or_nothing, sha256_of, write_json, write_text
 from pipeline.progress import Progress

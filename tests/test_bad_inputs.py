@@ -38,7 +38,7 @@ from helpers import (
 )
 
 from pipeline.config.params import Params, load_params
-from pipeline.model import Architecture, build_model
+from pipeline.model.network import Architecture, build_model
 from pipeline.process.lifeline import popen_tied
 
 # A valid params.yaml small enough that every stage takes a second: 4 features, 3 classes,

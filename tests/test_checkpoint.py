@@ -5,8 +5,8 @@ import pickle
 import pytest
 import torch
 
-from pipeline import checkpoint
-from pipeline.model import Architecture, build_model
+from pipeline.model import checkpoint
+from pipeline.model.network import Architecture, build_model
 from pipeline.process.errors import InputError
 
 SMALL = Architecture(4, (5, 3), 2)

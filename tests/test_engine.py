@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from pipeline.data.synthetic import Split, make_loader
 from pipeline.engine import evaluate_loss_accuracy, fit, make_optimizer, predict_proba
-from pipeline.model import Architecture, build_model
+from pipeline.model.network import Architecture, build_model
 
 CPU = torch.device("cpu")
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import torch
 
-from pipeline.model import Architecture, NeuralNetwork, build_model, count_parameters
+from pipeline.model.network import Architecture, NeuralNetwork, build_model, count_parameters
 
 
 def test_the_notebooks_mlp_has_2213_parameters():

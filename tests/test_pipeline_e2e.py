@@ -19,10 +19,10 @@ from helpers import (
     write_params,
 )
 
-from pipeline import checkpoint
 from pipeline.config.params import load_params, split_sizes
 from pipeline.data.synthetic import TOY_TRAIN, load_split
-from pipeline.model import Architecture, build_model
+from pipeline.model import checkpoint
+from pipeline.model.network import Architecture, build_model
 
 pytestmark = pytest.mark.e2e
 

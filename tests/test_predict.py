@@ -3,8 +3,8 @@ from __future__ import annotations
 import torch
 from helpers import ROOT, clean_env, run
 
-from pipeline import checkpoint
-from pipeline.model import Architecture, build_model
+from pipeline.model import checkpoint
+from pipeline.model.network import Architecture, build_model
 
 
 def model_file(tmp_path, **names):

@@ -17,8 +17,9 @@ import numpy as np
 import pytest
 from helpers import SMALL_PARAMS, commit_all, run, write_params
 
-from pipeline import checkpoint, tracking
-from pipeline.model import Architecture, build_model
+from pipeline import tracking
+from pipeline.model import checkpoint
+from pipeline.model.network import Architecture, build_model
 from pipeline.process.errors import InputError
 
 MODEL = "registry-tests"

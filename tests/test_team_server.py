@@ -42,9 +42,10 @@ from helpers import (
 )
 from mlflow.server import get_app_client
 
-from pipeline import checkpoint, tracking
+from pipeline import tracking
 from pipeline.config.params import load_params
 from pipeline.data.synthetic import load_split
+from pipeline.model import checkpoint
 from pipeline.process.errors import InputError
 from pipeline.process.lifeline import popen_tied
 from scripts import team_server

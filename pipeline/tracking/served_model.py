@@ -2,7 +2,7 @@
 
 Not the pickled module (mlflow.pytorch): what `mlflow models serve`, `mlflow.pyfunc.load_model`
 and `pipeline.predict --model models:/...` read is the same plain state_dict the pipeline writes,
-loaded with weights_only=True through pipeline.checkpoint. The answer is a table with named
+loaded with weights_only=True through pipeline.model.checkpoint. The answer is a table with named
 columns: the softmax probability of each class (`prob_<class>`), then the predicted `class`.
 Serving needs the project installed in its environment (`--env-manager local`). The model is
 logged "from code" (served_model_code.py), so loading it unpickles nothing either.
@@ -24,7 +24,7 @@ STATE_DICT = "artifacts/model.pth"
 
 class MLPClassifier(mlflow.pyfunc.PythonModel):
     def load_context(self, context) -> None:
-        from pipeline import checkpoint
+        from pipeline.model import checkpoint
 
         self.model, self.arch = checkpoint.load(context.artifacts["state_dict"])
 
@@ -58,7 +58,7 @@ def log_model(state_path: Path, example_rows):
     """Log the served model into the active run; `example_rows` are feature rows (numpy)."""
     from mlflow.models import infer_signature
 
-    from pipeline import checkpoint
+    from pipeline.model import checkpoint
 
     model, arch = checkpoint.load(state_path)
     example = pd.DataFrame(example_rows.astype("float64"), columns=list(arch.features))

@@ -1,0 +1,1 @@
+"""The MLP, its checkpoint files and inference."""
