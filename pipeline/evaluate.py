@@ -14,11 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import plots, tracking
+from pipeline import tracking
 from pipeline.config.params import load_params
 from pipeline.data.synthetic import Split, load_split, make_loader
 from pipeline.process.errors import InputError, exits_cleanly
 from pipeline.process.files import write_json, write_text
+from pipeline.reports import plots
 
 
 def run(

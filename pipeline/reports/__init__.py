@@ -1,0 +1,1 @@
+"""Metrics maths and plots."""
