@@ -30,9 +30,9 @@ import torch
 from pipeline import tracking
 from pipeline.config.params import build
 from pipeline.data.synthetic import generate, make_loader
-from pipeline.distributed import leave_a_core
 from pipeline.engine import fit, make_optimizer
 from pipeline.model.network import Architecture, build_model
+from pipeline.runtime.distributed import leave_a_core
 from pipeline.training import LossHistory
 
 # 25,000 samples, a fifth held out for test, no validation split: 20,000 training samples.

@@ -33,8 +33,8 @@ def run(
 ) -> dict:
     import torch
 
-    from pipeline.distributed import leave_a_core
     from pipeline.model import checkpoint
+    from pipeline.runtime.distributed import leave_a_core
 
     leave_a_core(torch.device("cpu"))  # the other core is the tracking agent's
     model, arch = checkpoint.load(checkpoint_path)

@@ -44,7 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     params = load_params(args.params)
     if os.environ.get("RANK", "0") == "0":  # the process that tracks: alone, launcher or rank 0
         tracking.prepare_tracking()
-    from pipeline import distributed, training  # torch, while the agent imports MLflow
+    from pipeline import training  # torch, while the agent imports MLflow
+    from pipeline.runtime import distributed
 
     try:
         if distributed.launches_workers(params.train.strategy):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pipeline import distributed, tracking
+from pipeline import tracking
 from pipeline.config.params import Params, batches_problem
 from pipeline.data.synthetic import Split, load_split
 from pipeline.engine import evaluate_loss_accuracy
@@ -19,6 +19,7 @@ from pipeline.process.errors import InputError
 from pipeline.process.files import all_or_nothing, sha256_of, write_json, write_text
 from pipeline.progress import Progress
 from pipeline.reports import plots
+from pipeline.runtime import distributed
 
 # The run that the DDP launcher opened, for its rank 0 worker to log into.
 RUN_ID_VARIABLE = "PIPELINE_MLFLOW_RUN_ID"

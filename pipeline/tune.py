@@ -28,10 +28,10 @@ from optuna.trial import TrialState
 
 from pipeline import tracking
 from pipeline.config.params import Params, load_params, read_yaml, with_values
-from pipeline.distributed import choose_device
 from pipeline.process.errors import InputError, exits_cleanly
 from pipeline.process.lifeline import popen_tied
 from pipeline.process.signals import held
+from pipeline.runtime.distributed import choose_device
 from pipeline.search_space import DEFAULT_PATH, Choice, StudyConfig, load_space
 from pipeline.study_storage import missing_sqlite_file, shown, storage_url
 from pipeline.trial_fit import fit_trial, load_splits

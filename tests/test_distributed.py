@@ -31,13 +31,13 @@ from distributed_helpers import (
 )
 from helpers import write_params
 
-from pipeline import distributed
 from pipeline import train as train_stage
 from pipeline.config.params import load_params
 from pipeline.data.synthetic import Split, make_loader
 from pipeline.model import checkpoint
 from pipeline.model.network import NeuralNetwork
 from pipeline.process.errors import InputError
+from pipeline.runtime import distributed
 
 
 @pytest.fixture(scope="module")

@@ -22,9 +22,9 @@ from distributed_helpers import (
 )
 from helpers import write_params
 
-from pipeline import distributed
 from pipeline import train as train_stage
 from pipeline.config.params import load_params
+from pipeline.runtime import distributed
 
 GPUS = torch.cuda.device_count() if torch.cuda.is_available() else 0
 needs_a_gpu = pytest.mark.skipif(GPUS < 1, reason="needs a CUDA GPU; none is usable here")

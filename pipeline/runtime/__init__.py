@@ -1,0 +1,1 @@
+"""Devices, threads and the DDP process group and launcher."""
