@@ -30,8 +30,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from pipeline.config.params import build
 from pipeline.data.synthetic import generate, make_loader
-from pipeline.engine import make_optimizer, train_epoch
 from pipeline.model.network import Architecture, build_model
+from pipeline.training.loop import make_optimizer, train_epoch
 
 DATA = {"n_samples": 125_000, "n_features": 50, "n_classes": 3, "test_size": 0.2, "val_size": 0.0}
 CPU = torch.device("cpu")

@@ -30,10 +30,10 @@ import torch
 from pipeline import tracking
 from pipeline.config.params import build
 from pipeline.data.synthetic import generate, make_loader
-from pipeline.engine import fit, make_optimizer
 from pipeline.model.network import Architecture, build_model
 from pipeline.runtime.distributed import leave_a_core
-from pipeline.training import LossHistory
+from pipeline.training.loop import fit, make_optimizer
+from pipeline.training.work import LossHistory
 
 # 25,000 samples, a fifth held out for test, no validation split: 20,000 training samples.
 DATA = {"n_samples": 25_000, "n_features": 50, "n_classes": 3, "test_size": 0.2, "val_size": 0.0}

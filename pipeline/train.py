@@ -1,6 +1,6 @@
 """Stage `train`: fit the MLP, record the run in MLflow, write the checkpoint and loss curve.
 
-The entry point starts the tracking agent before importing torch (pipeline/training.py): the
+The entry point starts the tracking agent before importing torch (pipeline/training/work.py): the
 agent's own start-up, importing MLflow and opening the store, then runs on the other core while
 this process imports torch, instead of after it.
 """
@@ -21,7 +21,7 @@ def run(
     *, params: Params, data_dir: Path, checkpoint_path: Path, metrics_path: Path, plots_dir: Path
 ) -> dict:
     """Train in this process: alone, or as one DDP worker (rank 0 alone tracks and writes)."""
-    from pipeline import training
+    from pipeline.training import work as training
 
     return training.run(
         params=params,
@@ -44,8 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     params = load_params(args.params)
     if os.environ.get("RANK", "0") == "0":  # the process that tracks: alone, launcher or rank 0
         tracking.prepare_tracking()
-    from pipeline import training  # torch, while the agent imports MLflow
     from pipeline.runtime import distributed
+    from pipeline.training import work as training  # torch, while the agent imports MLflow
 
     try:
         if distributed.launches_workers(params.train.strategy):

@@ -11,10 +11,10 @@ import torch
 
 from pipeline.config.params import Params
 from pipeline.data.synthetic import Split, load_split
-from pipeline.engine import evaluate_loss_accuracy
-from pipeline.fitting import prepare, validation_loader
 from pipeline.process.errors import InputError
 from pipeline.runtime.distributed import Runtime
+from pipeline.training.loop import evaluate_loss_accuracy
+from pipeline.training.setup import prepare, validation_loader
 
 # on_validation(epoch, val_loss, val_accuracy): 0-based epoch; it may raise to stop the trial.
 ValidationCallback = Callable[[int, float, float], None]

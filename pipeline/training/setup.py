@@ -12,8 +12,8 @@ import torch
 
 from pipeline.config.params import Params
 from pipeline.data.synthetic import Split, make_loader
-from pipeline.engine import FitResult, fit, make_optimizer
 from pipeline.model.network import Architecture, build_model
+from pipeline.training.loop import FitResult, fit, make_optimizer
 
 # Validation runs in one pass of this many rows, in train's epochs and in trials alike.
 VAL_BATCH_SIZE = 1024

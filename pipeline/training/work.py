@@ -12,14 +12,14 @@ from pathlib import Path
 from pipeline import tracking
 from pipeline.config.params import Params, batches_problem
 from pipeline.data.synthetic import Split, load_split
-from pipeline.engine import evaluate_loss_accuracy
-from pipeline.fitting import prepare, validation_loader
 from pipeline.model import checkpoint
 from pipeline.process.errors import InputError
 from pipeline.process.files import all_or_nothing, sha256_of, write_json, write_text
-from pipeline.progress import Progress
 from pipeline.reports import plots
 from pipeline.runtime import distributed
+from pipeline.training.loop import evaluate_loss_accuracy
+from pipeline.training.progress import Progress
+from pipeline.training.setup import prepare, validation_loader
 
 # The run that the DDP launcher opened, for its rank 0 worker to log into.
 RUN_ID_VARIABLE = "PIPELINE_MLFLOW_RUN_ID"
