@@ -33,8 +33,8 @@ sys.path.insert(0, str(ROOT))  # the project's package, as `python -m` would fin
 from pipeline import tune
 from pipeline.config.params import load_params
 from pipeline.process.lifeline import popen_tied
-from pipeline.search_space import load_space
-from pipeline.study_storage import STORAGE_FILE
+from pipeline.search.space import load_space
+from pipeline.search.storage import STORAGE_FILE
 
 SWEEP = {
     "train.lr": [0.03, 0.1, 0.3],

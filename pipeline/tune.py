@@ -32,10 +32,10 @@ from pipeline.process.errors import InputError, exits_cleanly
 from pipeline.process.lifeline import popen_tied
 from pipeline.process.signals import held
 from pipeline.runtime.distributed import choose_device
-from pipeline.search_space import DEFAULT_PATH, Choice, StudyConfig, load_space
-from pipeline.study_storage import missing_sqlite_file, shown, storage_url
-from pipeline.trial_fit import fit_trial, load_splits
-from pipeline.tune_command import dvc_exp_run, format_best
+from pipeline.search.space import DEFAULT_PATH, Choice, StudyConfig, load_space
+from pipeline.search.storage import missing_sqlite_file, shown, storage_url
+from pipeline.search.to_dvc import dvc_exp_run, format_best
+from pipeline.search.trials import fit_trial, load_splits
 
 
 def open_study(*, storage: str, name: str, config: StudyConfig, create: bool) -> optuna.Study:

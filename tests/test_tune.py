@@ -14,7 +14,7 @@ from tune_helpers import load_study, make_workspace, study_runs, tune_args
 
 from pipeline import train, tune
 from pipeline.config.params import load_params, read_yaml, with_values
-from pipeline.tune_command import dvc_exp_run, yaml_value
+from pipeline.search.to_dvc import dvc_exp_run, yaml_value
 
 CONFIGURATION = {
     "train.lr": 0.05,

@@ -1,0 +1,1 @@
+"""The Optuna study: its space, storage, trials, and the way back to DVC."""
