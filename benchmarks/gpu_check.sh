@@ -27,10 +27,10 @@ stage_args() {  # the train stage's arguments, outputs under $work/$1
   echo --params "$work/$2" --data "$work/data" --checkpoint "$work/$1/checkpoint.pth" \
     --metrics "$work/$1/train.json" --plots "$work/$1/plots"
 }
-"$PYTHON" -m pipeline.generate --params "$work/params.yaml" --out "$work/data"
+"$PYTHON" -m pipeline.stages.generate --params "$work/params.yaml" --out "$work/data"
 # shellcheck disable=SC2046
-"$PYTHON" -m pipeline.train $(stage_args gpu params.yaml) 2>/dev/null
-CUDA_VISIBLE_DEVICES= "$PYTHON" -m pipeline.evaluate --params "$work/params.yaml" \
+"$PYTHON" -m pipeline.stages.train $(stage_args gpu params.yaml) 2>/dev/null
+CUDA_VISIBLE_DEVICES= "$PYTHON" -m pipeline.stages.evaluate --params "$work/params.yaml" \
   --data "$work/data" --checkpoint "$work/gpu/checkpoint.pth" \
   --train-metrics "$work/gpu/train.json" --metrics "$work/gpu/eval.json" --plots "$work/gpu/plots"
 echo "CPU-only evaluation of the GPU model: $(tr -d '\n ' < "$work/gpu/eval.json" | grep -o '"test_accuracy":[0-9.]*')"
@@ -41,7 +41,7 @@ echo "CPU-only prediction: $(CUDA_VISIBLE_DEVICES= "$PYTHON" -m pipeline.predict
 if [ "$gpus" -ge 2 ]; then
   sed 's/strategy: single/strategy: ddp, nproc: 2/' "$work/params.yaml" > "$work/ddp.yaml"
   # shellcheck disable=SC2046
-  "$PYTHON" -m pipeline.train $(stage_args nccl ddp.yaml) 2>/dev/null
+  "$PYTHON" -m pipeline.stages.train $(stage_args nccl ddp.yaml) 2>/dev/null
   echo "NCCL DDP on 2 GPUs: $(tr -d '\n ' < "$work/nccl/train.json")"
 fi
 

@@ -6,7 +6,7 @@ git repositories, then, alternating the two sides on every repeat, times:
 - `dvc repro --force` (every stage, as from scratch), `dvc exp run -S train.lr=...` (train,
   evaluate and export rerun) and a `dvc repro` with nothing to do;
 - each stage's command from dvc.yaml under `python -X importtime`: wall time and import time;
-- `python -m pipeline.train` tracked into the embedded SQLite store against
+- `python -m pipeline.stages.train` tracked into the embedded SQLite store against
   `PIPELINE_TRACKING=0`, on the defaults and on 100,000 samples, batch 32, 5 epochs, no
   validation split (12,500 batches), on both sides.
 
@@ -41,8 +41,8 @@ ROOT = Path(__file__).resolve().parents[1]
 IMPORT_LINE = re.compile(r"^import time:\s+\d+ \|\s+(\d+) \| (\s*)(\S+)$")
 OUTPUTS = ("metrics/", "plots/loss.csv", "plots/confusion.csv", "dvc.lock")
 TRAIN = (
-    "python -m pipeline.train --params params.yaml --data data --checkpoint models/checkpoint.pth"
-    " --metrics metrics/train.json --plots plots"
+    "python -m pipeline.stages.train --params params.yaml --data data"
+    " --checkpoint models/checkpoint.pth --metrics metrics/train.json --plots plots"
 )
 LARGE = {"n_samples": 100_000, "val_size": 0.0}  # 80,000 training rows: 2,500 batches of 32
 LARGE_EPOCHS = 5
@@ -166,7 +166,7 @@ def report(figures: dict, names: list[str]) -> float:
         ours, theirs = figures[what, head], figures[what, base]
         ratio = statistics.median(ours) / statistics.median(theirs)
         print(f"{what:40} {spread(ours):>20} {spread(theirs):>20}  {ratio:.3f}")
-    print("\ntracked / untracked `python -m pipeline.train`, per pair (median [range]):")
+    print("\ntracked / untracked `python -m pipeline.stages.train`, per pair (median [range]):")
     for label in ("defaults", "12,500 batches"):
         for side in names:
             pairs = [

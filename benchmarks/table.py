@@ -2,7 +2,7 @@
 
 Writes the CSV once (50 float features, a label column of 3 class names) into a temporary
 workspace, then alternates, each in a fresh process:
-  generate  python -m pipeline.generate on it (read, check, stratified splits, .npz files)
+  generate  python -m pipeline.stages.generate on it (read, check, stratified splits, .npz files)
   pandas    pandas.read_csv of the same file, nothing else
 and reports per side the median wall time (with the range), rows/s, and generate's peak memory
 above the interpreter's (resident set, after imports) as a multiple of the in-memory float32

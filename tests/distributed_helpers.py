@@ -13,8 +13,8 @@ from pathlib import Path
 import torch
 from helpers import ROOT, SMALL_PARAMS, clean_env, write_params
 
-from pipeline import generate
 from pipeline.config.params import load_params
+from pipeline.stages import generate
 
 # 360 training rows: 22 batches of 16 for one process, 22 batches of 8 per rank for two.
 DDP_PARAMS = {
@@ -97,7 +97,7 @@ def stage_env(store: str | None = None, experiment: str = "tests", **extra: str)
 
 
 def train_command(args: list[str]) -> list[str]:
-    return [sys.executable, "-m", "pipeline.train", *args]
+    return [sys.executable, "-m", "pipeline.stages.train", *args]
 
 
 def train(args: list[str], cwd: Path, env: dict, timeout: float = 240):

@@ -1,6 +1,6 @@
 """DDP on the CPU with real processes (gloo), against one process at twice the batch size.
 
-`python -m pipeline.train` with `strategy: ddp` starts its workers through torchrun's elastic
+`python -m pipeline.stages.train` with `strategy: ddp` starts its workers through torchrun's elastic
 launcher; the two-node test starts two real `torchrun` processes on loopback.
 """
 
@@ -31,13 +31,13 @@ from distributed_helpers import (
 )
 from helpers import write_params
 
-from pipeline import train as train_stage
 from pipeline.config.params import load_params
 from pipeline.data.synthetic import Split, make_loader
 from pipeline.model import checkpoint
 from pipeline.model.network import NeuralNetwork
 from pipeline.process.errors import InputError
 from pipeline.runtime import distributed
+from pipeline.stages import train as train_stage
 
 
 @pytest.fixture(scope="module")
@@ -208,7 +208,7 @@ def test_two_torchrun_nodes_match_the_single_node_run(ddp_run, workspace, store)
         "--rdzv-id", uuid.uuid4().hex,
         "--rdzv-conf", "join_timeout=60",
         "--max-restarts", "0",
-        "-m", "pipeline.train",
+        "-m", "pipeline.stages.train",
         *outputs.args(workspace / "params.yaml", workspace / "data"),
     ]  # fmt: skip
     env = stage_env(store, experiment="two-nodes")

@@ -22,9 +22,9 @@ from distributed_helpers import (
 )
 from helpers import write_params
 
-from pipeline import train as train_stage
 from pipeline.config.params import load_params
 from pipeline.runtime import distributed
+from pipeline.stages import train as train_stage
 
 GPUS = torch.cuda.device_count() if torch.cuda.is_available() else 0
 needs_a_gpu = pytest.mark.skipif(GPUS < 1, reason="needs a CUDA GPU; none is usable here")
@@ -60,7 +60,7 @@ def test_one_gpu_trains_like_the_cpu_and_its_model_runs_without_one(tmp_path, mo
     probe = [sys.executable, "-c", "import torch; print(torch.cuda.is_available())"]
     assert subprocess.run(probe, env=cpu_only, capture_output=True, text=True).stdout == "False\n"
     evaluate = [
-        sys.executable, "-m", "pipeline.evaluate",
+        sys.executable, "-m", "pipeline.stages.evaluate",
         "--params", str(tmp_path / "gpu.yaml"),
         "--data", str(tmp_path / "data"),
         "--checkpoint", str(on_gpu.checkpoint),

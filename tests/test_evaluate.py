@@ -8,7 +8,7 @@ import pytest
 from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
 
 from pipeline.data.synthetic import Split
-from pipeline.evaluate import _report
+from pipeline.stages.evaluate import _report
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

@@ -204,7 +204,15 @@ def test_a_killed_training_is_marked_killed_when_the_pipeline_starts_again(proje
     commit_all(project, "a training that outlives the test")
     run(["dvc", "repro", "generate"], project)
     train = subprocess.Popen(
-        [sys.executable, "-m", "pipeline.train", "--params", "params.yaml", "--data", "data"],
+        [
+            sys.executable,
+            "-m",
+            "pipeline.stages.train",
+            "--params",
+            "params.yaml",
+            "--data",
+            "data",
+        ],
         cwd=project,
         env=clean_env(),
         stdout=subprocess.DEVNULL,

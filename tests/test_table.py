@@ -15,12 +15,12 @@ import torch
 from sklearn.datasets import load_wine
 from sklearn.preprocessing import StandardScaler
 
-from pipeline import generate, train
 from pipeline.config.params import DataParams, build
 from pipeline.data.synthetic import load_split, split_rows
 from pipeline.data.table import table_splits
 from pipeline.model import checkpoint
 from pipeline.model.network import Architecture, build_model
+from pipeline.stages import generate, train
 
 CULTIVARS = {0: "barolo", 1: "grignolino", 2: "barbera"}
 

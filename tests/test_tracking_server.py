@@ -29,7 +29,7 @@ LONG_ENOUGH = {
     "train": {"epochs": 8, "batch_size": 8, "lr": 0.05, "device": "cpu", "log_every": 1},
 }
 TRAIN = [
-    sys.executable, "-m", "pipeline.train", "--params", "params.yaml", "--data", "data",
+    sys.executable, "-m", "pipeline.stages.train", "--params", "params.yaml", "--data", "data",
     "--checkpoint", "models/checkpoint.pth", "--metrics", "metrics/train.json", "--plots", "plots",
 ]  # fmt: skip
 
@@ -44,7 +44,7 @@ def project(tmp_path):
     project = tmp_path / "project"
     project.mkdir()
     write_params(project / "params.yaml", LONG_ENOUGH)
-    generate = [sys.executable, "-m", "pipeline.generate", "--params", "params.yaml"]
+    generate = [sys.executable, "-m", "pipeline.stages.generate", "--params", "params.yaml"]
     done = stage([*generate, "--out", "data"], project, "unused", timeout=300)
     assert done.returncode == 0, done.stderr
     return project

@@ -12,9 +12,10 @@ import yaml
 from optuna.trial import TrialState
 from tune_helpers import load_study, make_workspace, study_runs, tune_args
 
-from pipeline import train, tune
+from pipeline import tune
 from pipeline.config.params import load_params, read_yaml, with_values
 from pipeline.search.to_dvc import dvc_exp_run, yaml_value
+from pipeline.stages import train
 
 CONFIGURATION = {
     "train.lr": 0.05,

@@ -9,7 +9,7 @@ import mlflow
 import optuna
 from helpers import SMALL_PARAMS, write_params
 
-from pipeline import generate
+from pipeline.stages import generate
 
 # 360 training rows (SMALL_PARAMS), so every batch size here fits with drop_last.
 SPACE = """\

@@ -67,7 +67,7 @@ def save_split(split: Split, path: Path) -> None:
 
 
 ZIP_MAGIC = b"PK\x03\x04"
-EXPECTED_SPLIT = "an .npz written by `python -m pipeline.generate` (features, labels)"
+EXPECTED_SPLIT = "an .npz written by `python -m pipeline.stages.generate` (features, labels)"
 
 
 def load_split(path: Path | str) -> Split:

@@ -3,8 +3,8 @@
 Every mode shares `engine.fit`; only this module knows how processes are laid out.
 - single: one process, on the CPU or one GPU.
 - ddp: torch.distributed workers started by torchrun's elastic launcher, gloo on the CPU and NCCL
-  on CUDA (one process per GPU). `python -m pipeline.train` starts `train.nproc` workers on this
-  machine itself (`launch_workers`: a standalone rendezvous on a free port); under a user's own
+  on CUDA (one process per GPU). `python -m pipeline.stages.train` starts `train.nproc` workers on
+  this machine itself (`launch_workers`: a standalone rendezvous on a free port); under a user's own
   `torchrun` (which sets RANK, the switch nanoGPT uses too) the same module is one of the workers.
 
 `train.batch_size` is per process: with DistributedSampler, rank r of W reads samples r, r+W,
@@ -218,7 +218,7 @@ def setup(device_spec: str, strategy: str) -> Iterator[Runtime]:
         if strategy == "ddp":
             raise InputError(
                 "train.strategy is 'ddp' but this process was not started by torchrun; run "
-                "`python -m pipeline.train`, which starts train.nproc workers itself"
+                "`python -m pipeline.stages.train`, which starts train.nproc workers itself"
             )
         yield Runtime(choose_device(device_spec))
         return
@@ -281,8 +281,9 @@ class WorkerFailed(Exception):
 
 
 def launch_workers(nproc: int, args: list[str], env: dict[str, str]) -> None:
-    """Run `python -m pipeline.train ARGS` as `nproc` DDP workers here, as `torchrun --standalone`
-    does: a c10d rendezvous on a free port (so two trainings never collide), no restarts.
+    """Run `python -m pipeline.stages.train ARGS` as `nproc` DDP workers here, as
+    `torchrun --standalone` does: a c10d rendezvous on a free port (so two trainings never
+    collide), no restarts.
 
     Returns when every worker has succeeded; raises WorkerFailed naming the first rank that
     failed after the launcher has stopped the others, or KeyboardInterrupt on SIGINT/SIGTERM.
@@ -311,7 +312,7 @@ def launch_workers(nproc: int, args: list[str], env: dict[str, str]) -> None:
         )
         try:
             with _inherited(env):
-                elastic_launch(config, sys.executable)("-m", "pipeline.train", *args)
+                elastic_launch(config, sys.executable)("-m", "pipeline.stages.train", *args)
         except ChildFailedError as exc:
             raise _first_failure(exc, reports) from None
         except SignalException as exc:

@@ -1,6 +1,6 @@
 """The train stage's work: fit the MLP, record the run, write the checkpoint and loss curve.
 
-Imports torch; pipeline/train.py (the entry point) imports this module only once the tracking
+Imports torch; pipeline/stages/train.py (the entry point) imports this module only once the tracking
 agent has started, so that MLflow's import there overlaps torch's here.
 """
 

@@ -1,0 +1,1 @@
+"""Exactly the dvc.yaml stages: `python -m pipeline.stages.<stage>`."""
