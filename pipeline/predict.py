@@ -98,7 +98,7 @@ def model_file(model: str) -> Iterator[Path]:
     if not model.startswith("models:/"):
         yield Path(model)
         return
-    from pipeline.tracking import registry
+    from pipeline.tracking.registry import versions as registry
 
     with registry.downloaded(model) as path:
         yield path

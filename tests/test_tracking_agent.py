@@ -97,7 +97,7 @@ def test_the_prepared_agent_survives_torch_building_an_optimizer(store, monkeypa
     prepared: the training must still take that agent, not start a second one (3 s more)."""
     import torch
 
-    from pipeline.tracking import agent
+    from pipeline.tracking.agent import client as agent
 
     root = tracking.repo_root()
     monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
@@ -110,7 +110,7 @@ def test_the_prepared_agent_survives_torch_building_an_optimizer(store, monkeypa
 
 
 def test_a_prepared_agent_for_another_store_is_replaced(store, monkeypatch, tmp_path):
-    from pipeline.tracking import agent
+    from pipeline.tracking.agent import client as agent
 
     root = tracking.repo_root()
     agent.prepare(root)

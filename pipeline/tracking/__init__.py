@@ -19,7 +19,10 @@
 """
 
 from pipeline.process.errors import Interrupted
-from pipeline.tracking.agent import StreamingTracker
+from pipeline.tracking.agent.client import StreamingTracker
+from pipeline.tracking.agent.replay import replay
+from pipeline.tracking.agent.sender import BATCH_LIMIT, Sender
+from pipeline.tracking.agent.spool import SPOOL_DIR, Spool
 from pipeline.tracking.destination import (
     DEFAULT_EXPERIMENT,
     Destination,
@@ -27,8 +30,7 @@ from pipeline.tracking.destination import (
     repo_root,
     tracking_enabled,
 )
-from pipeline.tracking.registry import promote
-from pipeline.tracking.replay import replay
+from pipeline.tracking.registry.versions import promote
 from pipeline.tracking.runs import (
     NullTracker,
     prepare_tracking,
@@ -37,8 +39,6 @@ from pipeline.tracking.runs import (
     run_status,
     start_run,
 )
-from pipeline.tracking.sender import BATCH_LIMIT, Sender
-from pipeline.tracking.spool import SPOOL_DIR, Spool
 from pipeline.tracking.stale import end_stale_runs, process_start, process_tags
 from pipeline.tracking.store_check import check_store
 from pipeline.tracking.study import (

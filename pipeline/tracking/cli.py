@@ -8,9 +8,9 @@ import os
 import sys
 from pathlib import Path
 
+from pipeline.tracking.agent.replay import replay
+from pipeline.tracking.agent.spool import SPOOL_DIR
 from pipeline.tracking.destination import repo_root
-from pipeline.tracking.replay import replay
-from pipeline.tracking.spool import SPOOL_DIR
 from pipeline.tracking.ui import DEFAULT_UI, experiment_page
 
 
@@ -43,7 +43,7 @@ def _main(argv: list[str] | None) -> int:
     agent_command.add_argument("root", type=Path, help="the repository root, for the spool")
     args = parser.parse_args(argv)
     if args.command == "agent":
-        from pipeline.tracking.agent_process import serve
+        from pipeline.tracking.agent.process import serve
 
         code = serve(args.root)
         # The trainer waits for this exit: skip the interpreter's teardown of MLflow's modules.

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.process.errors import Interrupted
-from pipeline.tracking.agent import open_streaming_run, prepare, take_agent
+from pipeline.tracking.agent.client import open_streaming_run, prepare, take_agent
 from pipeline.tracking.destination import Destination, destination, repo_root, tracking_enabled
 from pipeline.tracking.stale import process_tags
 from pipeline.tracking.store import (

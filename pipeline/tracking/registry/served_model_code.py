@@ -6,6 +6,6 @@ MLflow copies this file into every logged model and executes it when the model i
 
 import mlflow.models
 
-from pipeline.tracking.served_model import MLPClassifier
+from pipeline.tracking.registry.served_model import MLPClassifier
 
 mlflow.models.set_model(MLPClassifier())

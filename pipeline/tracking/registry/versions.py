@@ -30,7 +30,7 @@ def register(client, run_id: str, name: str):
     import mlflow
 
     from pipeline.process.errors import InputError
-    from pipeline.tracking.models import logged_model
+    from pipeline.tracking.registry.models import logged_model
 
     query = f"name = '{name}' AND run_id = '{run_id}'"
     found = retry_locked(client.search_model_versions, query)
@@ -100,7 +100,7 @@ def downloaded(uri: str) -> Iterator[Path]:
     from mlflow.exceptions import MlflowException
 
     from pipeline.process.errors import InputError
-    from pipeline.tracking.served_model import STATE_DICT
+    from pipeline.tracking.registry.served_model import STATE_DICT
 
     name, alias, number = _parse(uri)
     client = open_client(_existing_store())

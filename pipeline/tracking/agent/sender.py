@@ -4,8 +4,8 @@ for what could not be sent.
 MLflow writes each point through SQLAlchemy's ORM (about 75 us of Python per point plus about
 7 ms per log_batch call; about 10 ms per log_metric transaction); done inside the training
 process, that competes with training for the GIL and the core. So the trainer appends its points
-to a spool file (pipeline/tracking/spool.py) and the tracking agent, a process of its own
-(pipeline/tracking/agent_process.py), streams them into the run with log_batch. If the store
+to a spool file (pipeline/tracking/agent/spool.py) and the tracking agent, a process of its own
+(pipeline/tracking/agent/process.py), streams them into the run with log_batch. If the store
 cannot be reached, the points stay in the spool until `python -m pipeline.tracking replay` sends
 them.
 """
@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from pipeline.tracking.spool import Spool
+from pipeline.tracking.agent.spool import Spool
 from pipeline.tracking.store import retry_locked, store_client, warn
 
 # MLflow accepts at most 1000 metrics in one log_batch call.

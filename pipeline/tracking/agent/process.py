@@ -1,16 +1,15 @@
 """The tracking agent: the one process of a training that talks to MLflow.
 
-Importing MLflow and opening its store take seconds; the trainer spends them importing torch.
-So the trainer never imports MLflow: it starts this process first (`python -m pipeline.tracking
-agent <uri>`), whose imports then overlap torch's on the other core, and talks to it with one JSON
-line per call on stdin (pipeline/tracking/agent.py). The agent answers on stdout the calls that
-must be answered before the stage goes on (`start`, `resume`: the run and its spool, or the
-one-line error for a store that refuses; `model`: export's served model, logged and registered
-here, so that no stage imports MLflow), streams the spool's metric points into the run while
-training runs, samples the system metrics, and on `end` drains the spool, then sets the run's
-status and answers whether every point arrived. If the trainer dies, stdin's end of file tells
-the agent, which still sends what was written; the run is left for the next training's stale-run
-check to mark KILLED.
+Importing MLflow and opening its store take seconds; the trainer spends them importing torch. So
+the trainer never imports MLflow: it starts this process first (`python -m pipeline.tracking agent
+<uri>`), whose imports then overlap torch's on the other core, and talks to it with one JSON line
+per call on stdin (pipeline/tracking/agent/client.py). The agent answers on stdout the calls that
+must be answered before the stage goes on (`start`, `resume`: the run and its spool, or the one-
+line error for a store that refuses; `model`: export's served model, logged and registered here, so
+that no stage imports MLflow), streams the spool's metric points into the run while training runs,
+samples the system metrics, and on `end` drains the spool, then sets the run's status and answers
+whether every point arrived. If the trainer dies, stdin's end of file tells the agent, which still
+sends what was written; the run is left for the next training's stale-run check to mark KILLED.
 """
 
 from __future__ import annotations
@@ -24,10 +23,10 @@ import time
 import traceback
 from pathlib import Path
 
+from pipeline.tracking.agent.sender import Sender
+from pipeline.tracking.agent.spool import SPOOL_DIR, Spool
 from pipeline.tracking.datasets import dataset_inputs
 from pipeline.tracking.destination import Destination, destination, dvc_tags, git_tags
-from pipeline.tracking.sender import Sender
-from pipeline.tracking.spool import SPOOL_DIR, Spool
 from pipeline.tracking.stale import end_stale_runs
 from pipeline.tracking.store import (
     experiment_id,
@@ -140,7 +139,7 @@ class Agent:
         import numpy as np
 
         from pipeline.process.errors import InputError
-        from pipeline.tracking import models
+        from pipeline.tracking.registry import models
 
         try:
             mlflow.set_tracking_uri(self.dest.tracking_uri)  # MLflow's fluent calls: this store

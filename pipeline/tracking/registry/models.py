@@ -6,9 +6,10 @@ from __future__ import annotations
 def log_model(client, run_id: str, state_path, example_rows, registered_name: str | None) -> None:
     import mlflow
 
-    from pipeline.tracking import registry, served_model
-
     # One model per run: export rerunning against a training DVC restored from its run cache
+    from pipeline.tracking.registry import served_model
+    from pipeline.tracking.registry import versions as registry
+
     # (same run, same checkpoint) reuses the model it logged instead of adding a duplicate.
     if not logged_model(client, run_id):
         with mlflow.start_run(run_id=run_id, nested=False, log_system_metrics=False):

@@ -1,4 +1,4 @@
-"""The training's side of the tracking agent (pipeline/tracking/agent_process.py): start it,
+"""The training's side of the tracking agent (pipeline/tracking/agent/process.py): start it,
 send it one small JSON message per tracker call, append metric points to the run's spool.
 
 This side imports no MLflow. A metric point costs a list append (the spool writes them in
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.process.errors import InputError
-from pipeline.tracking.spool import Spool
+from pipeline.tracking.agent.spool import Spool
 
 # The agent prepared by prepare(), for this process's next run.
 _prepared: AgentProcess | None = None
@@ -186,7 +186,7 @@ def _setting(root: Path, env: Mapping[str, str]) -> tuple[Path, dict[str, str]]:
 
 def _agent_environment() -> dict[str, str]:
     env = dict(os.environ)
-    project = str(Path(__file__).resolve().parents[2])
+    project = str(Path(__file__).resolve().parents[3])
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [project, env.get("PYTHONPATH")]))
     # The agent retries on its own terms; MLflow's retries would hold it for minutes per request
     # against a server that went away.

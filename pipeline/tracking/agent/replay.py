@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.tracking.sender import Sender
-from pipeline.tracking.spool import Spool
+from pipeline.tracking.agent.sender import Sender
+from pipeline.tracking.agent.spool import Spool
 from pipeline.tracking.store import retry_locked, store_client, unreachable, unreachable_error
 from pipeline.tracking.store_check import check_store
 

@@ -1,0 +1,1 @@
+"""The out-of-process MLflow logger: spool, sender, replay."""

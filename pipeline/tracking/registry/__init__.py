@@ -1,0 +1,1 @@
+"""The served MLflow model, registry versions and aliases."""
