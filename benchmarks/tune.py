@@ -30,9 +30,9 @@ import yaml
 from startup import ROOT, copy_project, environment
 
 sys.path.insert(0, str(ROOT))  # the project's package, as `python -m` would find it
-from pipeline import tune
 from pipeline.config.params import load_params
 from pipeline.process.lifeline import popen_tied
+from pipeline.search import study as search_study
 from pipeline.search.space import load_space
 from pipeline.search.storage import STORAGE_FILE
 
@@ -101,8 +101,8 @@ def study(repo: Path, workers: int, name: str) -> float:
     base = load_params(repo / "params.yaml")
     config = load_space(space, base)
     storage = f"sqlite:///{repo / STORAGE_FILE}"
-    opened = tune.open_study(storage=storage, name=name, config=config, create=True)
-    tune.enqueue(opened, config, base, fixed)
+    opened = search_study.open_study(storage=storage, name=name, config=config, create=True)
+    search_study.enqueue(opened, config, base, fixed)
     total = len(configurations())
     shares = [total // workers + (index < total % workers) for index in range(workers)]
     command = [sys.executable, "-m", "pipeline.tune", "--space", str(space), "--study", name]
@@ -123,9 +123,10 @@ def study(repo: Path, workers: int, name: str) -> float:
         if process.returncode:
             raise SystemExit(f"a study worker failed:\n{out[-2000:]}\n{err[-2000:]}")
     elapsed = time.perf_counter() - start
-    finished = tune.open_study(storage=storage, name=name, config=config, create=False)
-    if tune.summary(finished) != f"study {name!r}: {total} trials ({total} complete)":
-        raise SystemExit(f"the study did not run the 12 configurations: {tune.summary(finished)}")
+    finished = search_study.open_study(storage=storage, name=name, config=config, create=False)
+    if search_study.summary(finished) != f"study {name!r}: {total} trials ({total} complete)":
+        shown = search_study.summary(finished)
+        raise SystemExit(f"the study did not run the 12 configurations: {shown}")
     return elapsed
 
 
@@ -138,8 +139,8 @@ def pruning(repo: Path, trials: int) -> tuple[int, int, float]:
     elapsed = time.perf_counter() - start
     config = load_space(repo / "tune.yaml", load_params(repo / "params.yaml"))
     storage = f"sqlite:///{repo / STORAGE_FILE}"
-    opened = tune.open_study(storage=storage, name="pruning", config=config, create=False)
-    trained, planned = tune.epochs_saved_by_pruning(opened)
+    opened = search_study.open_study(storage=storage, name="pruning", config=config, create=False)
+    trained, planned = search_study.epochs_saved_by_pruning(opened)
     return trained, planned, elapsed
 
 

@@ -14,6 +14,7 @@ from tune_helpers import load_study, make_workspace, study_runs, tune_args
 
 from pipeline import tune
 from pipeline.config.params import load_params, read_yaml, with_values
+from pipeline.search import study as search_study
 from pipeline.search.to_dvc import dvc_exp_run, yaml_value
 from pipeline.stages import train
 
@@ -101,7 +102,7 @@ def test_pruned_and_diverging_trials_are_recorded_and_the_study_goes_on(
     states = [t.state for t in study.trials]
     assert states == [TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED, TrialState.COMPLETE]
     assert len(study.trials[2].intermediate_values) < 4
-    trained, planned = tune.epochs_saved_by_pruning(study)
+    trained, planned = search_study.epochs_saved_by_pruning(study)
     assert planned == 12 and trained < planned
     out = capsys.readouterr().out
     assert "trial 1: fail (Diverged: training loss is nan in epoch 1)" in out
