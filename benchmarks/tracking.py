@@ -31,7 +31,7 @@ from pipeline import tracking
 from pipeline.config.params import build
 from pipeline.data.synthetic import generate, make_loader
 from pipeline.model.network import Architecture, build_model
-from pipeline.runtime.distributed import leave_a_core
+from pipeline.runtime.threads import leave_a_core
 from pipeline.training.loop import fit, make_optimizer
 from pipeline.training.work import LossHistory
 

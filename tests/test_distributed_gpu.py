@@ -23,7 +23,7 @@ from distributed_helpers import (
 from helpers import write_params
 
 from pipeline.config.params import load_params
-from pipeline.runtime import distributed
+from pipeline.runtime import devices, distributed
 from pipeline.stages import train as train_stage
 
 GPUS = torch.cuda.device_count() if torch.cuda.is_available() else 0
@@ -117,5 +117,5 @@ def test_more_processes_than_gpus_stop_before_anything_is_written(tmp_path, monk
 
 @needs_a_gpu
 def test_auto_picks_the_gpu():
-    assert distributed.choose_device("auto").type == "cuda"
+    assert devices.choose_device("auto").type == "cuda"
     assert distributed.plan_launch("auto", GPUS).tags()["backend"] == "nccl"

@@ -31,6 +31,7 @@ import torch.distributed as dist
 from torch.utils.data import DistributedSampler
 
 from pipeline.process.errors import InputError, Interrupted
+from pipeline.runtime.devices import choose_device, ddp_device_type, usable_cuda_devices
 
 # The launcher tells its workers where to report an exception (see `_reporting_failures`).
 FAILURE_DIR_VARIABLE = "PIPELINE_FAILURE_DIR"
@@ -53,67 +54,6 @@ def launches_workers(strategy: str) -> bool:
 
 def is_main_process() -> bool:
     return os.environ.get("RANK", "0") == "0"
-
-
-def usable_cuda_devices() -> int:
-    return torch.cuda.device_count() if torch.cuda.is_available() else 0
-
-
-def choose_device(spec: str, found: int | None = None) -> torch.device:
-    """One process: `auto` picks CUDA when present; an explicit CUDA device must exist."""
-    found = usable_cuda_devices() if found is None else found
-    if spec == "cpu" or (spec == "auto" and not found):
-        return torch.device("cpu")
-    if spec == "auto":
-        return torch.device("cuda")
-    if not found:
-        raise _no_gpu(spec)
-    index = int(spec.split(":")[1]) if ":" in spec else 0
-    if index >= found:
-        raise InputError(
-            f"train.device is {spec!r}; found {found} usable CUDA device(s): "
-            "use train.device: cpu or auto"
-        )
-    return torch.device(spec)
-
-
-def leave_a_core(device: torch.device) -> None:
-    """A stage on CPU (train, evaluate) leaves one core to the rest: the tracking agent, DVC,
-    the system.
-
-    torch takes every core by default; on a 2-core machine its threads then wait for each other
-    whenever anything else runs, and this small MLP trained 1.7x slower beside the agent and
-    2-4x slower on a busy machine (benchmarks/README.md). Tracked or not, so that tracking
-    changes neither the speed nor the arithmetic. An explicit OMP_NUM_THREADS is the user's
-    choice and stays.
-    """
-    if device.type == "cpu" and "OMP_NUM_THREADS" not in os.environ:
-        torch.set_num_threads(max(1, torch.get_num_threads() - 1))
-
-
-def _no_gpu(spec: str) -> InputError:
-    return InputError(
-        f"train.device is {spec!r}; found no usable CUDA device: use train.device: cpu or auto"
-    )
-
-
-def ddp_device_type(spec: str, found: int, per_node: int, per_node_source: str) -> str:
-    """DDP: `cpu` (gloo) or `cuda` (NCCL, local rank r on GPU r), checked before any work."""
-    if spec == "cpu" or (spec == "auto" and not found):
-        return "cpu"
-    if spec.startswith("cuda:"):
-        raise InputError(
-            f"train.device is {spec!r} with train.strategy: ddp; expected cuda, auto or cpu "
-            "(each DDP process takes the GPU of its local rank)"
-        )
-    if not found:
-        raise _no_gpu(spec)
-    if per_node > found:
-        raise InputError(
-            f"{per_node_source} is {per_node} with NCCL (one process per GPU); found {found} "
-            f"usable CUDA device(s): expected at most {found}, or train.device: cpu"
-        )
-    return "cuda"
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,6 @@ Every store call is made with interruptions held (pipeline.process.signals)."""
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 import time
 import warnings
@@ -17,13 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-import torch
 from optuna.trial import TrialState
 
 from pipeline.config.params import Params, read_yaml, with_values
 from pipeline.process.errors import InputError
 from pipeline.process.signals import held
-from pipeline.runtime.distributed import choose_device
+from pipeline.runtime.devices import choose_device
+from pipeline.runtime.threads import one_thread_per_worker
 from pipeline.search.space import Choice, StudyConfig
 from pipeline.search.storage import missing_sqlite_file, shown
 from pipeline.search.trials import fit_trial
@@ -146,15 +145,6 @@ def _set_up(trial, config, base, study_run):
     trial.set_user_attr("mlflow_parent_run_id", study_run.run_id)
     trial.set_user_attr("epochs_planned", params.train.epochs)
     return params, trial_run
-
-
-def one_thread_per_worker(device) -> None:
-    """Trials on the CPU train on one thread: the MLP is too small for torch's intra-op threads
-    to pay, and on a busy 2-core machine they made a default trial take 23.6 s instead of 1.0 s.
-    More cores: start more workers. An explicit OMP_NUM_THREADS is the user's choice and stays.
-    """
-    if device.type == "cpu" and "OMP_NUM_THREADS" not in os.environ:
-        torch.set_num_threads(1)
 
 
 def _run_one(study, trial, trial_run, **fit_args) -> TrialState:

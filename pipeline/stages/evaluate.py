@@ -34,7 +34,7 @@ def run(
     import torch
 
     from pipeline.model import checkpoint
-    from pipeline.runtime.distributed import leave_a_core
+    from pipeline.runtime.threads import leave_a_core
 
     leave_a_core(torch.device("cpu"))  # the other core is the tracking agent's
     model, arch = checkpoint.load(checkpoint_path)

@@ -17,6 +17,7 @@ from pipeline.process.errors import InputError
 from pipeline.process.files import all_or_nothing, sha256_of, write_json, write_text
 from pipeline.reports import plots
 from pipeline.runtime import distributed
+from pipeline.runtime.threads import leave_a_core
 from pipeline.training.loop import evaluate_loss_accuracy
 from pipeline.training.progress import Progress
 from pipeline.training.setup import prepare, validation_loader
@@ -50,7 +51,7 @@ def _train(runtime, params, data_dir, checkpoint_path, metrics_path, plots_dir) 
         [train_split.as_dataset("train", "training")]
         + ([val_split.as_dataset("val", "validation")] if len(val_split) else [])
     )
-    distributed.leave_a_core(runtime.device)
+    leave_a_core(runtime.device)
     history = LossHistory(cfg.log_every, tracker)
     with tracking.run_status(tracker):
         # Rank 0 alone prints, validates and records; the other ranks only train.
