@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline import tracking
-from pipeline.config.params import ExportParams
+from pipeline.config.schema import ExportParams
 from pipeline.process.errors import InputError, exits_cleanly
 
 TRAIN_METRICS = "metrics/train.json"

@@ -18,7 +18,8 @@ from pathlib import Path
 import optuna
 
 from pipeline import tracking
-from pipeline.config.params import Params, load_params
+from pipeline.config.params import load_params
+from pipeline.config.schema import Params
 from pipeline.process.errors import InputError, exits_cleanly
 from pipeline.process.lifeline import popen_tied
 from pipeline.process.signals import held

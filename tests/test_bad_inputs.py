@@ -37,7 +37,8 @@ from helpers import (
     write_params,
 )
 
-from pipeline.config.params import Params, load_params
+from pipeline.config.params import load_params
+from pipeline.config.schema import Params
 from pipeline.model.network import Architecture, build_model
 from pipeline.process.lifeline import popen_tied
 

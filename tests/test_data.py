@@ -5,7 +5,9 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from pipeline.config.params import DataParams, build, split_sizes
+from pipeline.config.params import build
+from pipeline.config.rules import split_sizes
+from pipeline.config.schema import DataParams
 from pipeline.data.synthetic import (
     TOY_TEST,
     TOY_TRAIN,

@@ -21,7 +21,8 @@ import mlflow
 import pytest
 from helpers import SMALL_PARAMS, clean_env, commit_all, run, write_params
 
-from pipeline.config.params import load_params, split_sizes
+from pipeline.config.params import load_params
+from pipeline.config.rules import split_sizes
 from pipeline.process.files import sha256_of
 
 pytestmark = pytest.mark.e2e

@@ -6,7 +6,9 @@ import pytest
 import yaml
 from helpers import ROOT
 
-from pipeline.config.params import Params, build, load_params, split_sizes
+from pipeline.config.params import build, load_params
+from pipeline.config.rules import split_sizes
+from pipeline.config.schema import Params
 from pipeline.process.errors import InputError
 
 
@@ -90,7 +92,7 @@ def test_drop_last_that_leaves_no_batch_is_a_contradiction(tmp_path):
 def test_more_classes_than_samples_is_a_contradiction():
     raw = {"data": {"n_samples": 10, "n_classes": 5, "test_size": 0.2, "val_size": 0}}
     with pytest.raises(InputError, match="data.n_classes is 5"):
-        from pipeline.config.params import check_consistency
+        from pipeline.config.rules import check_consistency
 
         check_consistency(build(raw))
 

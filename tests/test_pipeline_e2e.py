@@ -19,7 +19,8 @@ from helpers import (
     write_params,
 )
 
-from pipeline.config.params import load_params, split_sizes
+from pipeline.config.params import load_params
+from pipeline.config.rules import split_sizes
 from pipeline.data.synthetic import TOY_TRAIN, load_split
 from pipeline.model import checkpoint
 from pipeline.model.network import Architecture, build_model

@@ -15,7 +15,8 @@ import torch
 from sklearn.datasets import load_wine
 from sklearn.preprocessing import StandardScaler
 
-from pipeline.config.params import DataParams, build
+from pipeline.config.params import build
+from pipeline.config.schema import DataParams
 from pipeline.data.synthetic import load_split, split_rows
 from pipeline.data.table import table_splits
 from pipeline.model import checkpoint

@@ -10,87 +10,16 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_type_hints
 
 import yaml
 
-from pipeline.config.rules import (  # noqa: F401  (re-exported: the stages' and tests' names)
-    batches_problem,
-    check_consistency,
-    split_sizes,
-)
+from pipeline.config.rules import check_consistency
+from pipeline.config.schema import Params
 from pipeline.process.errors import InputError
 
 DEFAULT_PATH = Path("params.yaml")
-
-
-@dataclass(frozen=True)
-class DataParams:
-    kind: str = "classification"
-    n_samples: int = 6000
-    n_features: int = 50
-    n_classes: int = 3
-    # table: a CSV/Parquet file under data/raw, its label column, and the feature columns
-    # (empty: every other column).
-    path: str = ""
-    target: str = ""
-    features: tuple[str, ...] = ()
-    # Unset: true for a table (real columns come in any units), false for the generated sets,
-    # whose models stay exactly the notebook's (no extra state_dict keys, same numbers).
-    standardize: bool | None = None
-    test_size: float = 0.2
-    val_size: float = 0.1
-
-    def __post_init__(self):
-        if self.standardize is None:
-            object.__setattr__(self, "standardize", self.kind == "table")
-
-
-@dataclass(frozen=True)
-class ModelParams:
-    hidden: tuple[int, ...] = (30, 20)
-
-
-@dataclass(frozen=True)
-class TrainParams:
-    epochs: int = 10
-    batch_size: int = 32
-    lr: float = 0.1
-    optimizer: str = "sgd"
-    shuffle: bool = True
-    drop_last: bool = True
-    num_workers: int = 0
-    device: str = "auto"
-    strategy: str = "single"
-    nproc: int = 2
-    log_every: int = 1
-
-
-@dataclass(frozen=True)
-class EvaluateParams:
-    batch_size: int = 256
-
-
-@dataclass(frozen=True)
-class ExportParams:
-    register: bool = False
-    model_name: str = "mlp-pipeline"
-
-
-@dataclass(frozen=True)
-class Params:
-    seed: int = 123
-    data: DataParams = field(default_factory=DataParams)
-    model: ModelParams = field(default_factory=ModelParams)
-    train: TrainParams = field(default_factory=TrainParams)
-    evaluate: EvaluateParams = field(default_factory=EvaluateParams)
-    export: ExportParams = field(default_factory=ExportParams)
-
-    def flat(self) -> dict[str, Any]:
-        """Every key with dots (`train.lr`), as MLflow params and DVC show them."""
-        return _flatten(dataclasses.asdict(self))
 
 
 class _Loader(yaml.SafeLoader):
@@ -228,13 +157,3 @@ def _convert(key: str, value: Any, hint: Any, source: str) -> Any:
             raise refuse("a list of column names such as [alcohol, ash]")
         return tuple(value)
     raise TypeError(f"no conversion for {key}: {hint}")
-
-
-def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[prefix + key] = list(value) if isinstance(value, tuple) else value
-    return flat

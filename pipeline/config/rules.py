@@ -9,12 +9,10 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from pipeline.config.schema import DataParams, Params, TrainParams
 from pipeline.process.errors import InputError
-
-if TYPE_CHECKING:  # params.py imports this module: no import cycle at run time
-    from pipeline.config.params import DataParams, Params, TrainParams
 
 # Where a user's table must lie: the generate stage depends on this directory (dvc.yaml), so a
 # new version of a table in it (`dvc add` again) reruns generate and everything after it.
@@ -141,7 +139,13 @@ def split_sizes(data: DataParams) -> dict[str, int]:
     """Sample counts per split, computed as scikit-learn's train_test_split rounds them."""
     if data.kind == "toy":
         return {"train": TOY_SHAPE["n_train"], "val": 0, "test": TOY_SHAPE["n_test"]}
-    n_test = math.ceil(data.test_size * data.n_samples)
-    n_rest = data.n_samples - n_test
-    n_val = math.ceil(data.val_size * n_rest) if data.val_size else 0
+    return split_counts(data.n_samples, test_size=data.test_size, val_size=data.val_size)
+
+
+def split_counts(n_rows: int, *, test_size: float, val_size: float) -> dict[str, int]:
+    """Rows per split of n_rows, as scikit-learn's train_test_split rounds them (test first,
+    then validation out of the rest)."""
+    n_test = math.ceil(test_size * n_rows)
+    n_rest = n_rows - n_test
+    n_val = math.ceil(val_size * n_rest) if val_size else 0
     return {"train": n_rest - n_val, "val": n_val, "test": n_test}

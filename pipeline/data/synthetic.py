@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pipeline.config.params import DataParams
+from pipeline.config.schema import DataParams
 from pipeline.data.splits import Split, load_split, save_split
 
 # torch is imported where batches are made: `generate` needs only numpy and scikit-learn.

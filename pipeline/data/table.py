@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.config.params import DataParams
+from pipeline.config.rules import split_counts
+from pipeline.config.schema import DataParams
 from pipeline.data.synthetic import Split, split_indices
 from pipeline.process.errors import InputError
 
@@ -314,11 +315,9 @@ def _check_sizes(path: Path, data: DataParams, codes: np.ndarray, classes: tuple
     counts = np.bincount(codes, minlength=len(classes))
     if counts.min() < 2:
         raise _too_small(path, data, codes, classes)
-    n_test = int(np.ceil(data.test_size * len(codes)))
-    n_val = int(np.ceil(data.val_size * (len(codes) - n_test))) if data.val_size else None
-    sizes = {"test": n_test, "val": n_val, "train": len(codes) - n_test - (n_val or 0)}
-    for split, size in sizes.items():
-        if size is not None and size < len(classes):
+    sizes = split_counts(len(codes), test_size=data.test_size, val_size=data.val_size)
+    for split in ("test", "val", "train") if data.val_size else ("test", "train"):
+        if (size := sizes[split]) < len(classes):
             raise InputError(
                 f"{path}: {len(codes)} rows give the {split} split {size} rows "
                 f"(data.test_size {data.test_size}, data.val_size {data.val_size}), fewer than the "

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline.config.params import Params, read_yaml, with_values
+from pipeline.config.params import read_yaml, with_values
+from pipeline.config.schema import Params
 from pipeline.process.errors import InputError
 
 DEFAULT_PATH = Path("tune.yaml")

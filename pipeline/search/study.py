@@ -18,7 +18,8 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from pipeline.config.params import Params, read_yaml, with_values
+from pipeline.config.params import read_yaml, with_values
+from pipeline.config.schema import Params
 from pipeline.process.errors import InputError
 from pipeline.process.signals import held
 from pipeline.runtime.devices import choose_device

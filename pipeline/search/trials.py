@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from pipeline.config.params import Params
+from pipeline.config.schema import Params
 from pipeline.data.synthetic import Split, load_split
 from pipeline.process.errors import InputError
 from pipeline.runtime.distributed import Runtime

@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 
 from pipeline import tracking
-from pipeline.config.params import ExportParams, load_params
+from pipeline.config.params import load_params
+from pipeline.config.schema import ExportParams
 from pipeline.data.synthetic import load_split
 from pipeline.process.errors import exits_cleanly
 

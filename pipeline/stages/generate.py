@@ -7,7 +7,8 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from pipeline.config.params import DataParams, load_params
+from pipeline.config.params import load_params
+from pipeline.config.schema import DataParams
 from pipeline.data.synthetic import SPLITS, generate, save_split
 from pipeline.data.table import table_splits
 from pipeline.process.errors import exits_cleanly

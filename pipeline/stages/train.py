@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 
 from pipeline import tracking
-from pipeline.config.params import Params, load_params
+from pipeline.config.params import load_params
+from pipeline.config.schema import Params
 from pipeline.process.errors import BAD_INPUT_EXIT, exits_cleanly
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
-from pipeline.config.params import Params
+from pipeline.config.schema import Params
 from pipeline.data.synthetic import Split, make_loader
 from pipeline.model.network import Architecture, build_model
 from pipeline.training.loop import FitResult, fit, make_optimizer

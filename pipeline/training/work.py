@@ -10,7 +10,8 @@ import os
 from pathlib import Path
 
 from pipeline import tracking
-from pipeline.config.params import Params, batches_problem
+from pipeline.config.rules import batches_problem
+from pipeline.config.schema import Params
 from pipeline.data.synthetic import Split, load_split
 from pipeline.model import checkpoint
 from pipeline.process.errors import InputError
