@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import argparse
 import csv
-import io
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from pipeline.data import table
 from pipeline.model import checkpoint
+from pipeline.model.inference import probabilities, probabilities_table
 from pipeline.process.errors import InputError, exits_cleanly
 from pipeline.process.files import write_text
 
@@ -76,20 +75,10 @@ def _numeric(row: list[str]) -> bool:
     return True
 
 
-def predict(model: torch.nn.Module, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    with torch.no_grad():
-        probabilities = torch.softmax(model(torch.from_numpy(features)), dim=1).numpy()
-    return probabilities, probabilities.argmax(axis=1)
-
-
-def to_csv(probabilities: np.ndarray, predicted: np.ndarray, classes: tuple, decimals: int) -> str:
-    """prob_<class> per class, then the predicted class, by name."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow([f"prob_{c}" for c in classes] + ["class"])
-    for row, index in zip(probabilities, predicted, strict=True):
-        writer.writerow([f"{p:.{decimals}f}" for p in row] + [classes[index]])
-    return out.getvalue()
+def to_csv(probs: np.ndarray, classes: tuple, decimals: int) -> str:
+    """The probabilities table (pipeline.model.inference) as CSV text."""
+    table = probabilities_table(probs, classes)
+    return table.to_csv(index=False, float_format=f"%.{decimals}f", lineterminator="\n")
 
 
 @contextmanager
@@ -118,8 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with model_file(args.model) as path:
         model, arch = checkpoint.load(path)
-    probabilities, predicted = predict(model, read_rows(args.input, arch.features))
-    text = to_csv(probabilities, predicted, arch.classes, args.decimals)
+    probs = probabilities(model, read_rows(args.input, arch.features))
+    text = to_csv(probs, arch.classes, args.decimals)
     if args.output:
         write_text(args.output, text)
     else:

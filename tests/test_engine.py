@@ -6,8 +6,9 @@ import torch
 import torch.nn.functional as F
 
 from pipeline.data.synthetic import Split, make_loader
+from pipeline.model.inference import predict_proba
 from pipeline.model.network import Architecture, build_model
-from pipeline.training.loop import evaluate_loss_accuracy, fit, make_optimizer, predict_proba
+from pipeline.training.loop import evaluate_loss_accuracy, fit, make_optimizer
 
 CPU = torch.device("cpu")
 

@@ -64,7 +64,7 @@ def run(
 def _predict(model, split: Split, batch_size: int) -> np.ndarray:
     import torch
 
-    from pipeline.training.loop import predict_proba
+    from pipeline.model.inference import predict_proba
 
     loader = make_loader(split, batch_size)
     return predict_proba(model, loader, torch.device("cpu")).argmax(dim=1).numpy()

@@ -79,14 +79,6 @@ def fit(
 
 
 @torch.no_grad()
-def predict_proba(model: torch.nn.Module, loader: Iterable, device: torch.device) -> torch.Tensor:
-    """Softmax probabilities for every row of `loader`, in order, on the CPU."""
-    model.eval()
-    chunks = [torch.softmax(model(features.to(device)), dim=1).cpu() for features, _ in loader]
-    return torch.cat(chunks) if chunks else torch.zeros(0)
-
-
-@torch.no_grad()
 def evaluate_loss_accuracy(
     model: torch.nn.Module, loader: Iterable, device: torch.device
 ) -> tuple[float, float]:

@@ -30,28 +30,23 @@ class MLPClassifier(mlflow.pyfunc.PythonModel):
 
     # The hint tells MLflow the input is a table (columns checked against the signature).
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
-        return probabilities_table(self.model, self.arch, model_input)
+        return answer(self.model, self.arch, model_input)
 
 
-def probabilities_table(model, arch, rows):
+def answer(model, arch, rows):
     """`rows` (a DataFrame with the model's feature columns) -> prob_<class>..., class."""
     import numpy as np
-    import torch
     from mlflow.exceptions import MlflowException
+
+    from pipeline.model import inference
 
     missing = [name for name in arch.features if name not in rows.columns]
     if missing:
         raise MlflowException.invalid_parameter_value(
             f"missing feature columns {missing}; expected the columns {list(arch.features)}"
         )
-    features = torch.tensor(rows[list(arch.features)].to_numpy(dtype=np.float32))
-    with torch.no_grad():
-        probabilities = torch.softmax(model(features), dim=1).numpy()
-    table = pd.DataFrame(
-        probabilities.astype(np.float64), columns=[f"prob_{c}" for c in arch.classes]
-    )
-    table["class"] = [arch.classes[i] for i in probabilities.argmax(axis=1)]
-    return table
+    features = rows[list(arch.features)].to_numpy(dtype=np.float32)
+    return inference.probabilities_table(inference.probabilities(model, features), arch.classes)
 
 
 def log_model(state_path: Path, example_rows):
@@ -62,7 +57,7 @@ def log_model(state_path: Path, example_rows):
 
     model, arch = checkpoint.load(state_path)
     example = pd.DataFrame(example_rows.astype("float64"), columns=list(arch.features))
-    signature = infer_signature(example, probabilities_table(model, arch, example))
+    signature = infer_signature(example, answer(model, arch, example))
     with tempfile.TemporaryDirectory() as scratch:
         # MLflow copies artifacts by their file names: model.pth and model.json, side by side.
         state = Path(shutil.copy(state_path, scratch))
