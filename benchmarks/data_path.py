@@ -29,7 +29,8 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from pipeline.config.params import build
-from pipeline.data.synthetic import generate, make_loader
+from pipeline.data.batching import make_loader
+from pipeline.data.synthetic import generate
 from pipeline.model.network import Architecture, build_model
 from pipeline.training.loop import make_optimizer, train_epoch
 

@@ -29,7 +29,8 @@ import torch
 
 from pipeline import tracking
 from pipeline.config.params import build
-from pipeline.data.synthetic import generate, make_loader
+from pipeline.data.batching import make_loader
+from pipeline.data.synthetic import generate
 from pipeline.model.network import Architecture, build_model
 from pipeline.runtime.threads import leave_a_core
 from pipeline.training.loop import fit, make_optimizer

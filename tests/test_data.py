@@ -8,15 +8,9 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from pipeline.config.params import build
 from pipeline.config.rules import split_sizes
 from pipeline.config.schema import DataParams
-from pipeline.data.synthetic import (
-    TOY_TEST,
-    TOY_TRAIN,
-    Split,
-    generate,
-    load_split,
-    make_loader,
-    save_split,
-)
+from pipeline.data.batching import make_loader
+from pipeline.data.splits import Split, load_split, save_split
+from pipeline.data.synthetic import TOY_TEST, TOY_TRAIN, generate
 from pipeline.process.errors import InputError
 
 

@@ -32,7 +32,8 @@ from distributed_helpers import (
 from helpers import write_params
 
 from pipeline.config.params import load_params
-from pipeline.data.synthetic import Split, make_loader
+from pipeline.data.batching import make_loader
+from pipeline.data.splits import Split
 from pipeline.model import checkpoint
 from pipeline.model.network import NeuralNetwork
 from pipeline.process.errors import InputError

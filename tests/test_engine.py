@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from pipeline.data.synthetic import Split, make_loader
+from pipeline.data.batching import make_loader
+from pipeline.data.splits import Split
 from pipeline.model.inference import predict_proba
 from pipeline.model.network import Architecture, build_model
 from pipeline.training.loop import evaluate_loss_accuracy, fit, make_optimizer

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
 
-from pipeline.data.synthetic import Split
+from pipeline.data.splits import Split
 from pipeline.stages.evaluate import _report
 
 

@@ -20,7 +20,7 @@ from sklearn import datasets
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
-from pipeline.data.synthetic import load_split
+from pipeline.data.splits import load_split
 
 pytestmark = pytest.mark.e2e
 

@@ -21,7 +21,8 @@ from helpers import (
 
 from pipeline.config.params import load_params
 from pipeline.config.rules import split_sizes
-from pipeline.data.synthetic import TOY_TRAIN, load_split
+from pipeline.data.splits import load_split
+from pipeline.data.synthetic import TOY_TRAIN
 from pipeline.model import checkpoint
 from pipeline.model.network import Architecture, build_model
 

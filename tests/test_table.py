@@ -17,7 +17,8 @@ from sklearn.preprocessing import StandardScaler
 
 from pipeline.config.params import build
 from pipeline.config.schema import DataParams
-from pipeline.data.synthetic import load_split, split_rows
+from pipeline.data.splits import load_split
+from pipeline.data.synthetic import split_rows
 from pipeline.data.table import table_splits
 from pipeline.model import checkpoint
 from pipeline.model.network import Architecture, build_model

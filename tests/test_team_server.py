@@ -44,7 +44,7 @@ from mlflow.server import get_app_client
 
 from pipeline import tracking
 from pipeline.config.params import load_params
-from pipeline.data.synthetic import load_split
+from pipeline.data.splits import load_split
 from pipeline.model import checkpoint
 from pipeline.process.errors import InputError
 from pipeline.process.lifeline import popen_tied

@@ -17,7 +17,8 @@ import numpy as np
 
 from pipeline.config.rules import split_counts
 from pipeline.config.schema import DataParams
-from pipeline.data.synthetic import Split, split_indices
+from pipeline.data.splits import Split
+from pipeline.data.synthetic import split_indices
 from pipeline.process.errors import InputError
 
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from pipeline.config.schema import Params
-from pipeline.data.synthetic import Split, load_split
+from pipeline.data.splits import Split, load_split
 from pipeline.process.errors import InputError
 from pipeline.runtime.distributed import Runtime
 from pipeline.training.loop import evaluate_loss_accuracy

@@ -16,7 +16,8 @@ import numpy as np
 
 from pipeline import tracking
 from pipeline.config.params import load_params
-from pipeline.data.synthetic import Split, load_split, make_loader
+from pipeline.data.batching import make_loader
+from pipeline.data.splits import Split, load_split
 from pipeline.process.errors import InputError, exits_cleanly
 from pipeline.process.files import write_json, write_text
 from pipeline.reports import plots

@@ -13,7 +13,7 @@ from pathlib import Path
 from pipeline import tracking
 from pipeline.config.params import load_params
 from pipeline.config.schema import ExportParams
-from pipeline.data.synthetic import load_split
+from pipeline.data.splits import load_split
 from pipeline.process.errors import exits_cleanly
 
 INPUT_EXAMPLE_ROWS = 5

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from pipeline.config.params import load_params
 from pipeline.config.schema import DataParams
-from pipeline.data.synthetic import SPLITS, generate, save_split
+from pipeline.data.splits import save_split
+from pipeline.data.synthetic import SPLITS, generate
 from pipeline.data.table import table_splits
 from pipeline.process.errors import exits_cleanly
 

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 import torch
 
 from pipeline.config.schema import Params
-from pipeline.data.synthetic import Split, make_loader
+from pipeline.data.batching import make_loader
+from pipeline.data.splits import Split
 from pipeline.model.network import Architecture, build_model
 from pipeline.training.loop import FitResult, fit, make_optimizer
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from pipeline import tracking
 from pipeline.config.rules import batches_problem
 from pipeline.config.schema import Params
-from pipeline.data.synthetic import Split, load_split
+from pipeline.data.splits import Split, load_split
 from pipeline.model import checkpoint
 from pipeline.process.errors import InputError
 from pipeline.process.files import all_or_nothing, sha256_of, write_json, write_text
