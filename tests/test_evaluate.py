@@ -8,7 +8,7 @@ import pytest
 from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
 
 from pipeline.data.splits import Split
-from pipeline.stages.evaluate import _report
+from pipeline.reports.metrics import report as _report
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

@@ -24,6 +24,7 @@ def confusion_csv(test: Split, predicted: np.ndarray) -> str:
 
 
 def report(splits: dict[str, Split], predicted: dict[str, np.ndarray], classes: tuple) -> dict:
+    """metrics/eval.json's figures (and the test confusion matrix) from predicted classes."""
     n_classes = len(classes)
     truth = splits["test"].labels
     matrix = confusion_matrix(truth, predicted["test"], n_classes)
