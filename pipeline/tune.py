@@ -17,14 +17,13 @@ from pathlib import Path
 
 import optuna
 
-from pipeline import tracking
 from pipeline.config.params import load_params
 from pipeline.config.schema import Params
 from pipeline.process.errors import InputError, exits_cleanly
 from pipeline.process.lifeline import popen_tied
-from pipeline.process.signals import held
+from pipeline.process.signals import held, interrupted_exit
 from pipeline.search.space import DEFAULT_PATH, Choice, StudyConfig, load_space
-from pipeline.search.storage import shown, storage_url
+from pipeline.search.storage import storage_url
 from pipeline.search.study import (
     best_trial,
     choice_label,
@@ -37,6 +36,9 @@ from pipeline.search.study import (
 )
 from pipeline.search.to_dvc import dvc_exp_run, format_best
 from pipeline.search.trials import load_splits
+from pipeline.tracking.runs import run_status
+from pipeline.tracking.study import start_study_run
+from pipeline.tracking.urls import shown
 
 
 def print_best(study: optuna.Study, config: StudyConfig) -> tuple[list[str], dict[str, str]]:
@@ -103,9 +105,9 @@ def _optimize(study, config: StudyConfig, base: Params, splits: tuple, args) -> 
         enqueue(study, config, base, args.enqueue)
     settings = {"study.name": study.study_name, "study.storage": shown(storage_url(args.storage))}
     settings |= {f"space.{e.key}": _describe(e) for e in config.space}
-    study_run = tracking.start_study_run(study.study_name, settings)
+    study_run = start_study_run(study.study_name, settings)
     try:
-        with tracking.run_status(study_run):
+        with run_status(study_run):
             run_trials(
                 study=study,
                 config=config,
@@ -117,9 +119,7 @@ def _optimize(study, config: StudyConfig, base: Params, splits: tuple, args) -> 
             with held():
                 log_pictures(study, study_run)
     except KeyboardInterrupt as exc:
-        name, code = ("SIGTERM", 143) if isinstance(exc, tracking.Interrupted) else ("SIGINT", 130)
-        print(f"error: study interrupted by {name}; rerun to resume it", file=sys.stderr)
-        return code
+        return interrupted_exit(exc, "study", advice="; rerun to resume it")
     print(summary(study))
     return 0
 

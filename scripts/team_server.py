@@ -27,6 +27,7 @@ from pathlib import Path
 # Run as a script from a checkout: the pipeline package of this checkout, installed or not.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pipeline.process.lifeline import popen_tied
+from pipeline.tracking.urls import shown
 from scripts.team_postgres import (  # noqa: F401 (as_postgres_user, postgres_bin_dir: tests)
     AUTH_DB,
     LOOPBACK,
@@ -123,14 +124,6 @@ def mlflow_server(
 # The command
 
 
-def _hide_password(uri: str) -> str:
-    scheme, sep, rest = uri.partition("://")
-    credentials, at, host = rest.rpartition("@")
-    if not sep or not at or ":" not in credentials:
-        return uri
-    return f"{scheme}://{credentials.split(':')[0]}:***@{host}"
-
-
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -186,7 +179,7 @@ def serve(args: argparse.Namespace) -> None:
                 auth_config=auth,
             )
         )
-        print(f"backend store: {_hide_password(backend)}", flush=True)
+        print(f"backend store: {shown(backend)}", flush=True)
         print(f"artifacts:     {artifacts}", flush=True)
         print(f"MLflow tracking server ready: http://{LOOPBACK}:{port}", flush=True)
         print(f"  export MLFLOW_TRACKING_URI=http://{LOOPBACK}:{port}", flush=True)

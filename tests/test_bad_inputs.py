@@ -667,7 +667,7 @@ def flat_baseline() -> dict:
 
 
 def stage_command(stage: str, args: str | None = None) -> list[str]:
-    return [sys.executable, "-m", f"pipeline.{stage}", *(args or STAGES[stage]).split()]
+    return [sys.executable, "-m", f"pipeline.stages.{stage}", *(args or STAGES[stage]).split()]
 
 
 def stage_env(workspace: Path) -> dict[str, str]:

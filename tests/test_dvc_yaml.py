@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+from pathlib import Path
 
 import yaml
 from helpers import ROOT
@@ -10,29 +11,43 @@ from helpers import ROOT
 STAGES = ("validate", "generate", "train", "evaluate", "export")
 
 
-def module_files(module: str) -> list:
-    """A module's file, or every file of a package (listed in dvc.yaml as its directory)."""
-    package = ROOT / "pipeline" / module
-    return sorted(package.glob("*.py")) if package.is_dir() else [package.with_suffix(".py")]
+def module_file(module: str) -> Path | None:
+    """pipeline.a.b -> pipeline/a/b.py or pipeline/a/b/__init__.py; None if it is no module."""
+    base = ROOT.joinpath(*module.split("."))
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.is_file():
+            return path
+    return None
 
 
-def pipeline_imports(module: str) -> set[str]:
+def imported_modules(path: Path) -> set[str]:
+    """The pipeline modules a file imports, at the top or inside functions (both run)."""
     found = set()
-    for node in (n for f in module_files(module) for n in ast.walk(ast.parse(f.read_text()))):
-        if isinstance(node, ast.ImportFrom) and node.module == "pipeline":
-            found |= {alias.name for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("pipeline."):
-            found.add(node.module.split(".")[1])
-    return found
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith("pipeline.")}
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "pipeline":
+            found.add(node.module)
+            # `from pipeline.model import checkpoint` imports the module pipeline.model.checkpoint
+            found |= {f"{node.module}.{a.name}" for a in node.names}
+    return {name for name in found if module_file(name)}
+
+
+def with_packages(module: str) -> set[str]:
+    """Importing pipeline.a.b runs pipeline/__init__.py and pipeline/a/__init__.py first."""
+    parts = module.split(".")
+    return {".".join(parts[:i]) for i in range(1, len(parts) + 1)}
 
 
 def import_closure(module: str) -> set[str]:
-    seen, todo = {module}, [module]
+    """Every file that `python -m <module>` can execute of the pipeline, as repo paths."""
+    seen, todo = with_packages(module), [module]
     while todo:
-        for name in pipeline_imports(todo.pop()) - seen:
-            seen.add(name)
-            todo.append(name)
-    return seen - {"__init__"}
+        for name in imported_modules(module_file(todo.pop())) - seen:
+            new = with_packages(name) - seen
+            seen |= new
+            todo.extend(new)
+    return {str(module_file(name).relative_to(ROOT)) for name in seen}
 
 
 def stages() -> dict:
@@ -42,13 +57,9 @@ def stages() -> dict:
 def test_each_stage_depends_on_exactly_the_code_it_imports():
     for name in STAGES:
         stage = stages()[name]
-        listed = {
-            d.removeprefix("pipeline/").removesuffix(".py")
-            for d in stage["deps"]
-            if d.startswith("pipeline/")
-        }
-        assert listed == import_closure(name), name
-        assert stage["cmd"].startswith(f"python -m pipeline.{name} ")
+        listed = {d for d in stage["deps"] if d.startswith("pipeline/")}
+        assert sorted(listed) == sorted(import_closure(f"pipeline.stages.{name}")), name
+        assert stage["cmd"].startswith(f"python -m pipeline.stages.{name} ")
 
 
 def test_params_per_stage():

@@ -12,8 +12,7 @@ import pytest
 from optuna.trial import TrialState
 from sqlalchemy import event
 
-from pipeline.process.errors import Interrupted
-from pipeline.process.signals import held
+from pipeline.process.signals import Interrupted, held
 
 
 @pytest.fixture

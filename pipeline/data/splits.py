@@ -143,3 +143,10 @@ def _meaning_problem(features, labels, arrays: dict[str, np.ndarray]) -> str | N
     if classes is not None and len(labels) and labels.max() >= len(classes):
         return f"labels include {labels.max()}, beyond the {len(classes)} classes"
     return None
+
+
+def check_width(split: Split, path: Path, expected: int, expectation: str) -> None:
+    """A split's rows must be as wide as the training split (or the model) says; `expectation`
+    ends the one-line error ("expected 4 as in data/train.npz")."""
+    if len(split) and split.features.shape[1] != expected:
+        raise InputError(f"{path}: {split.features.shape[1]} features; {expectation}")

@@ -13,10 +13,6 @@ class InputError(Exception):
     """Bad params, files or arguments: the message names the key or file, value and expectation."""
 
 
-class Interrupted(KeyboardInterrupt):
-    """SIGTERM turned into an exception so that runs end KILLED and files stay whole."""
-
-
 def exits_cleanly(main: Callable[..., int | None]) -> Callable[..., int]:
     """Run a stage's main(); bad input prints one line and exits 2 instead of a traceback."""
 
@@ -29,3 +25,9 @@ def exits_cleanly(main: Callable[..., int | None]) -> Callable[..., int]:
             return BAD_INPUT_EXIT
 
     return wrapper
+
+
+def first_line(exc: BaseException, limit: int = 300) -> str:
+    """An exception's first line of text (its type's name when it has none), at most `limit`
+    characters: what a one-line error message quotes of a library's long explanation."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:limit]

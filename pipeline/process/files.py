@@ -7,7 +7,6 @@ import contextvars
 import hashlib
 import json
 import os
-import signal
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -70,29 +69,9 @@ def all_or_nothing() -> Iterator[None]:
         raise
     finally:
         _held_renames.reset(token)
-    with _interruptions_held():
+    with held():
         for tmp, path in held:
             os.replace(tmp, path)
-
-
-@contextlib.contextmanager
-def _interruptions_held() -> Iterator[None]:
-    """Delay SIGINT/SIGTERM until the block ends; they are then delivered as usual.
-
-    Python-level handlers, not a thread's signal mask: a process-directed signal goes to any
-    thread that does not block it (torch's worker threads, say), and Python then raises it in
-    the main thread all the same.
-    """
-    caught: list[int] = []
-    held = (signal.SIGINT, signal.SIGTERM)
-    previous = {signum: signal.signal(signum, lambda s, _: caught.append(s)) for signum in held}
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-        for signum in caught:
-            signal.raise_signal(signum)  # now, to the handlers that were there before
 
 
 def write_text(path: Path | str, text: str) -> None:

@@ -30,7 +30,8 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DistributedSampler
 
-from pipeline.process.errors import InputError, Interrupted
+from pipeline.process.errors import InputError
+from pipeline.process.signals import Interrupted
 from pipeline.runtime.devices import choose_device, ddp_device_type, usable_cuda_devices
 
 # The launcher tells its workers where to report an exception (see `_reporting_failures`).

@@ -1,10 +1,11 @@
-"""Where a study lives: Optuna's RDB storage URL, its default file, how it is shown."""
+"""Where a study lives: Optuna's RDB storage URL and its default file beside the MLflow store."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.tracking import repo_root
+from pipeline.tracking.destination import repo_root
+from pipeline.tracking.urls import sqlite_path
 
 # Beside the MLflow store's mlflow.db, git-ignored.
 STORAGE_FILE = "optuna.db"
@@ -20,15 +21,5 @@ def storage_url(given: str | None) -> str:
 
 
 def missing_sqlite_file(url: str) -> Path | None:
-    prefix = "sqlite:///"
-    path = Path(url.removeprefix(prefix).split("?")[0]) if url.startswith(prefix) else None
+    path = sqlite_path(url)
     return path if path and not path.exists() else None
-
-
-def shown(url: str) -> str:
-    """The storage URL without its password."""
-    head, at, tail = url.rpartition("@")
-    if not at or ":" not in head.split("//", 1)[-1]:
-        return url
-    user = head.split("//", 1)[-1].split(":", 1)[0]
-    return f"{head.split('//', 1)[0]}//{user}:***@{tail}"

@@ -20,13 +20,14 @@ from optuna.trial import TrialState
 
 from pipeline.config.params import read_yaml, with_values
 from pipeline.config.schema import Params
-from pipeline.process.errors import InputError
+from pipeline.process.errors import InputError, first_line
 from pipeline.process.signals import held
 from pipeline.runtime.devices import choose_device
 from pipeline.runtime.threads import one_thread_per_worker
 from pipeline.search.space import Choice, StudyConfig
-from pipeline.search.storage import missing_sqlite_file, shown
+from pipeline.search.storage import missing_sqlite_file
 from pipeline.search.trials import fit_trial
+from pipeline.tracking.urls import shown
 
 
 def open_study(*, storage: str, name: str, config: StudyConfig, create: bool) -> optuna.Study:
@@ -47,7 +48,7 @@ def open_study(*, storage: str, name: str, config: StudyConfig, create: bool) ->
             f"study {name!r}: not found in {shown(storage)}; run a study first"
         ) from None
     except Exception as exc:  # SQLAlchemy and driver errors of every kind: one line, exit 2
-        reason = str(exc).splitlines()[0][:200]
+        reason = first_line(exc, limit=200)
         raise InputError(
             f"--storage {shown(storage)}: cannot open ({reason}); "
             "expected sqlite:///path or postgresql://user:password@host:port/database"

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from pipeline.config.schema import Params
-from pipeline.data.splits import Split, load_split
+from pipeline.data.splits import Split, check_width, load_split
 from pipeline.process.errors import InputError
 from pipeline.runtime.distributed import Runtime
 from pipeline.training.loop import evaluate_loss_accuracy
@@ -33,11 +33,8 @@ def load_splits(data_dir: Path) -> tuple[Split, Split]:
             f"{val_path}: no validation rows; expected data.val_size above 0 in params.yaml "
             "(then `dvc repro generate`): a study scores trials on validation, never on test"
         )
-    if val_split.features.shape[1] != train_split.features.shape[1]:
-        raise InputError(
-            f"{val_path}: {val_split.features.shape[1]} features; expected "
-            f"{train_split.features.shape[1]} as in {train_path}"
-        )
+    width = train_split.features.shape[1]
+    check_width(val_split, val_path, width, f"expected {width} as in {train_path}")
     return train_split, val_split
 
 

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import tracking
 from pipeline.config.params import load_params
 from pipeline.data.batching import make_loader
-from pipeline.data.splits import Split, load_split
-from pipeline.process.errors import InputError, exits_cleanly
+from pipeline.data.splits import Split, check_width, load_split
+from pipeline.process.errors import exits_cleanly
 from pipeline.process.files import write_json, write_text
 from pipeline.reports import metrics, plots
+from pipeline.tracking.runs import prepare_tracking, recorded_run_id, resume_run, run_status
 
 
 def run(
@@ -39,15 +39,12 @@ def run(
     model, arch = checkpoint.load(checkpoint_path)
     splits = {name: load_split(data_dir / f"{name}.npz") for name in ("train", "test")}
     for name, split in splits.items():
-        if split.features.shape[1] != arch.num_inputs:
-            raise InputError(
-                f"{data_dir / name}.npz: {split.features.shape[1]} features; the model in "
-                f"{checkpoint_path} expects {arch.num_inputs}"
-            )
+        expectation = f"the model in {checkpoint_path} expects {arch.num_inputs}"
+        check_width(split, data_dir / f"{name}.npz", arch.num_inputs, expectation)
     predicted = {name: _predict(model, split, batch_size) for name, split in splits.items()}
     plots.warm_up()  # matplotlib's import, while the agent may still be opening the store
-    tracker = tracking.resume_run(tracking.recorded_run_id(train_metrics))
-    with tracking.run_status(tracker):
+    tracker = resume_run(recorded_run_id(train_metrics))
+    with run_status(tracker):
         tracker.log_datasets([splits["test"].as_dataset("test", "testing")])
         report = metrics.report(splits, predicted, arch.classes)
         matrix = np.asarray(report.pop("confusion_matrix"))
@@ -82,8 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plots", type=Path, default=Path("plots"))
     args = parser.parse_args(argv)
     params = load_params(args.params)
-    if tracking.recorded_run_id(args.train_metrics):
-        tracking.prepare_tracking()
+    if recorded_run_id(args.train_metrics):
+        prepare_tracking()
     report = run(
         batch_size=params.evaluate.batch_size,
         data_dir=args.data,

@@ -10,11 +10,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from pipeline import tracking
 from pipeline.config.params import load_params
 from pipeline.config.schema import ExportParams
 from pipeline.data.splits import load_split
 from pipeline.process.errors import exits_cleanly
+from pipeline.tracking.runs import prepare_tracking, recorded_run_id, resume_run, run_status
 
 INPUT_EXAMPLE_ROWS = 5
 
@@ -31,8 +31,8 @@ def run(
 
     model, arch = checkpoint.load(checkpoint_path)
     example = load_split(example_data).features[:INPUT_EXAMPLE_ROWS]
-    tracker = tracking.resume_run(tracking.recorded_run_id(train_metrics))
-    with tracking.run_status(tracker):
+    tracker = resume_run(recorded_run_id(train_metrics))
+    with run_status(tracker):
         checkpoint.save(model, arch, model_path)
         tracker.log_artifact(model_path, "state_dict")
         tracker.log_artifact(checkpoint.architecture_path(model_path), "state_dict")
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("models/model.pth"))
     args = parser.parse_args(argv)
     params = load_params(args.params)
-    tracking.prepare_tracking()
+    prepare_tracking()
     path = run(
         export=params.export,
         checkpoint_path=args.checkpoint,

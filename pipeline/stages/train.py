@@ -12,10 +12,11 @@ import os
 import sys
 from pathlib import Path
 
-from pipeline import tracking
 from pipeline.config.params import load_params
 from pipeline.config.schema import Params
 from pipeline.process.errors import BAD_INPUT_EXIT, exits_cleanly
+from pipeline.process.signals import interrupted_exit
+from pipeline.tracking.runs import prepare_tracking
 
 
 def run(
@@ -44,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     params = load_params(args.params)
     if os.environ.get("RANK", "0") == "0":  # the process that tracks: alone, launcher or rank 0
-        tracking.prepare_tracking()
+        prepare_tracking()
     from pipeline.runtime import distributed
     from pipeline.training import work as training  # torch, while the agent imports MLflow
 
@@ -61,9 +62,7 @@ def main(argv: list[str] | None = None) -> int:
             plots_dir=args.plots,
         )
     except KeyboardInterrupt as exc:
-        name, code = ("SIGTERM", 143) if isinstance(exc, tracking.Interrupted) else ("SIGINT", 130)
-        print(f"error: training interrupted by {name}", file=sys.stderr)
-        return code
+        return interrupted_exit(exc, "training")
     except distributed.WorkerFailed as failure:
         print(f"error: training failed: {failure}", file=sys.stderr)
         return failure.exitcode if failure.exitcode == BAD_INPUT_EXIT else 1

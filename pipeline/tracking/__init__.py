@@ -3,86 +3,67 @@
 - destination: where to track (store URI, experiment, repository root) and the git/DVC tags
 - store:       opening the store, reachability, lock retries, refused credentials
 - store_check: a store URI (and SQLite file) MLflow cannot open, refused in one line, no MLflow
+- urls:        store URLs shown without their password, the SQLite file they name
 - runs:        a run's lifecycle: trackers, start/resume, FINISHED/FAILED/KILLED
-- agent:       the training's side of the tracking agent: messages, the run's spool
-- agent_process: the agent, the process that talks to MLflow for a training
-- system_metrics: CPU, memory and GPU sampled by the agent
-- models:      the run's logged MLflow model, once per run
-- served_model: that model, a pyfunc answering probabilities with named columns
-- registry:    versions and their tags, the aliases champion and previous, downloads
-- ui:          links into the MLflow UI that land on the runs (Model training view)
 - stale:       runs left RUNNING by a process that died
-- spool:       a run's metric points on disk
-- sender:      streaming a spool into its run (the agent, replay)
+- system_metrics: CPU, memory and GPU sampled by the agent
+- datasets:    the run's dataset inputs (the splits' schema and digest)
 - study:       a study's parent run and nested trial runs; tags linking an experiment to a trial
-- replay, cli: `python -m pipeline.tracking replay` for what could not be sent, `ui-link`
+- ui:          links into the MLflow UI that land on the runs (Model training view)
+- cli:         `python -m pipeline.tracking agent | replay | ui-link`
+- agent/:      the out-of-process logger: client (the training's side), process (the agent),
+               spool (metric points on disk), sender (streaming a spool), replay
+- registry/:   the run's MLflow model (models, served_model), versions, aliases, downloads
+- served_model: where models registered before registry/ existed find their code
+
+The names below are importable from here (`from pipeline import tracking; tracking.start_run`)
+but load their module only when first used: importing one tracking module must not import them
+all, or every stage would depend on (and DVC rerun it for) the registry and UI code too. Code of
+the pipeline imports the module it needs (tests/test_dvc_yaml.py follows those imports).
 """
 
-from pipeline.process.errors import Interrupted
-from pipeline.tracking.agent.client import StreamingTracker
-from pipeline.tracking.agent.replay import replay
-from pipeline.tracking.agent.sender import BATCH_LIMIT, Sender
-from pipeline.tracking.agent.spool import SPOOL_DIR, Spool
-from pipeline.tracking.destination import (
-    DEFAULT_EXPERIMENT,
-    Destination,
-    destination,
-    repo_root,
-    tracking_enabled,
-)
-from pipeline.tracking.registry.versions import promote
-from pipeline.tracking.runs import (
-    NullTracker,
-    prepare_tracking,
-    recorded_run_id,
-    resume_run,
-    run_status,
-    start_run,
-)
-from pipeline.tracking.stale import end_stale_runs, process_start, process_tags
-from pipeline.tracking.store_check import check_store
-from pipeline.tracking.study import (
-    LINK_VARIABLES,
-    NullStudyRun,
-    StudyRun,
-    TrialRun,
-    start_study_run,
-    study_link_tags,
-)
-from pipeline.tracking.ui import DEFAULT_UI, experiment_page, run_links, runs_page
+import importlib
 
-__all__ = [
-    "BATCH_LIMIT",
-    "DEFAULT_EXPERIMENT",
-    "DEFAULT_UI",
-    "LINK_VARIABLES",
-    "SPOOL_DIR",
-    "Destination",
-    "Interrupted",
-    "NullStudyRun",
-    "NullTracker",
-    "Sender",
-    "Spool",
-    "StreamingTracker",
-    "StudyRun",
-    "TrialRun",
-    "check_store",
-    "destination",
-    "end_stale_runs",
-    "experiment_page",
-    "prepare_tracking",
-    "process_start",
-    "process_tags",
-    "promote",
-    "recorded_run_id",
-    "replay",
-    "repo_root",
-    "resume_run",
-    "run_links",
-    "run_status",
-    "runs_page",
-    "start_run",
-    "start_study_run",
-    "study_link_tags",
-    "tracking_enabled",
-]
+# name -> the module that defines it
+EXPORTS = {
+    "BATCH_LIMIT": "pipeline.tracking.agent.sender",
+    "DEFAULT_EXPERIMENT": "pipeline.tracking.destination",
+    "DEFAULT_UI": "pipeline.tracking.ui",
+    "Destination": "pipeline.tracking.destination",
+    "Interrupted": "pipeline.process.signals",
+    "LINK_VARIABLES": "pipeline.tracking.study",
+    "NullStudyRun": "pipeline.tracking.study",
+    "NullTracker": "pipeline.tracking.runs",
+    "SPOOL_DIR": "pipeline.tracking.agent.spool",
+    "Sender": "pipeline.tracking.agent.sender",
+    "Spool": "pipeline.tracking.agent.spool",
+    "StreamingTracker": "pipeline.tracking.agent.client",
+    "StudyRun": "pipeline.tracking.study",
+    "TrialRun": "pipeline.tracking.study",
+    "check_store": "pipeline.tracking.store_check",
+    "destination": "pipeline.tracking.destination",
+    "end_stale_runs": "pipeline.tracking.stale",
+    "experiment_page": "pipeline.tracking.ui",
+    "prepare_tracking": "pipeline.tracking.runs",
+    "process_start": "pipeline.tracking.stale",
+    "process_tags": "pipeline.tracking.stale",
+    "promote": "pipeline.tracking.registry.versions",
+    "recorded_run_id": "pipeline.tracking.runs",
+    "replay": "pipeline.tracking.agent.replay",
+    "repo_root": "pipeline.tracking.destination",
+    "resume_run": "pipeline.tracking.runs",
+    "run_links": "pipeline.tracking.ui",
+    "run_status": "pipeline.tracking.runs",
+    "runs_page": "pipeline.tracking.ui",
+    "start_run": "pipeline.tracking.runs",
+    "start_study_run": "pipeline.tracking.study",
+    "study_link_tags": "pipeline.tracking.study",
+    "tracking_enabled": "pipeline.tracking.destination",
+}
+__all__ = sorted(EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(EXPORTS[name]), name)

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import contextlib
 import json
-import signal
 import socket
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pipeline.process.errors import Interrupted
+from pipeline.process.signals import sigterm_raises
 from pipeline.tracking.agent.client import open_streaming_run, prepare, take_agent
 from pipeline.tracking.destination import Destination, destination, repo_root, tracking_enabled
 from pipeline.tracking.stale import process_tags
@@ -143,9 +142,14 @@ def resume_run(run_id: str | None, system_metrics: bool = False):
 @contextlib.contextmanager
 def run_status(tracker: NullTracker) -> Iterator[NullTracker]:
     """End the run FINISHED, FAILED on an exception, KILLED on SIGINT/SIGTERM; never RUNNING."""
-    previous = signal.signal(signal.SIGTERM, _raise_interrupted)
-    try:
+    with sigterm_raises(), _ending(tracker):
         yield tracker
+
+
+@contextlib.contextmanager
+def _ending(tracker: NullTracker) -> Iterator[None]:
+    try:
+        yield
     except KeyboardInterrupt:
         _end_quietly(tracker, "KILLED")
         raise
@@ -154,15 +158,9 @@ def run_status(tracker: NullTracker) -> Iterator[NullTracker]:
         raise
     else:
         tracker.end("FINISHED")
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _end_quietly(tracker: NullTracker, status: str) -> None:
     # Ending the run must not hide the original error; the status is best effort here.
     with contextlib.suppress(Exception):
         tracker.end(status)
-
-
-def _raise_interrupted(signum, frame) -> None:
-    raise Interrupted(f"signal {signum}")

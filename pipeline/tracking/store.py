@@ -13,9 +13,9 @@ import sys
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 from pipeline.tracking.destination import Destination
+from pipeline.tracking.urls import shown, sqlite_path
 
 # A write that finds the SQLite store locked by another process (DVC queue workers) is retried
 # with a growing, jittered pause; writers hold the lock for milliseconds, so this is generous.
@@ -59,13 +59,6 @@ def _store_creation_lock(tracking_uri: str) -> Iterator[None]:
         yield
 
 
-def sqlite_path(tracking_uri: str) -> Path | None:
-    prefix = "sqlite:///"
-    if not tracking_uri.startswith(prefix) or len(tracking_uri) == len(prefix):
-        return None
-    return Path(tracking_uri[len(prefix) :].split("?")[0])
-
-
 def retry_locked(call: Callable, *args, **kwargs):
     """call(); while another process holds the SQLite store's write lock, wait and call again."""
     pause, deadline = LOCK_RETRY_S[0], time.monotonic() + LOCK_PATIENCE_S
@@ -107,11 +100,8 @@ def unreachable(tracking_uri: str) -> str | None:
 def unreachable_error(tracking_uri: str, reason: str):
     from pipeline.process.errors import InputError
 
-    parts = urllib.parse.urlsplit(tracking_uri)
-    if parts.password:  # never print credentials
-        tracking_uri = tracking_uri.replace(f":{parts.password}@", ":***@")
     return InputError(
-        f"MLFLOW_TRACKING_URI={tracking_uri}: tracking server unreachable ({reason}); "
+        f"MLFLOW_TRACKING_URI={shown(tracking_uri)}: tracking server unreachable ({reason}); "
         "start the server, or unset MLFLOW_TRACKING_URI to track into the embedded store"
     )
 

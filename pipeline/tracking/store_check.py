@@ -15,6 +15,8 @@ import urllib.parse
 from pathlib import Path
 
 from pipeline.process.errors import InputError
+from pipeline.tracking.urls import shown as hidden
+from pipeline.tracking.urls import sqlite_path
 
 # The schemes of MLflow's tracking store registry (mlflow.tracking._tracking_service.utils),
 # less "" (a plain path, which MLflow takes for its deprecated file store); tests compare them.
@@ -50,7 +52,7 @@ EXAMPLES = "sqlite:///<path>.db, postgresql+psycopg2://user:pass@host:port/db or
 
 def check_store(tracking_uri: str, *, named: str = "MLFLOW_TRACKING_URI") -> None:
     """Raise InputError unless MLflow can open `tracking_uri`; `named`: where the URI came from."""
-    shown = f"{named}={_hide_password(tracking_uri)}"
+    shown = _Shown(named, tracking_uri)
     if not tracking_uri.strip():
         raise InputError(f"{named} is empty; expected {EXAMPLES}, or unset it for mlflow.db")
     if tracking_uri.strip() != tracking_uri:
@@ -71,6 +73,17 @@ def check_store(tracking_uri: str, *, named: str = "MLFLOW_TRACKING_URI") -> Non
         _check_driver(shown, dialect, driver)
     if dialect == "sqlite":
         _check_sqlite_file(_sqlite_path(shown, tracking_uri, parts))
+
+
+class _Shown:
+    """`NAME=uri` as error messages show it, password hidden. Rendered only when a message is
+    made: hiding the password imports SQLAlchemy (0.7 s), which a good store never needs here."""
+
+    def __init__(self, named: str, uri: str):
+        self.named, self.uri = named, uri
+
+    def __str__(self) -> str:  # f-strings call it: "{shown}: ..."
+        return f"{self.named}={hidden(self.uri)}"
 
 
 def _check_scheme(shown: str, dialect: str, scheme: str) -> None:
@@ -135,13 +148,13 @@ def _sqlite_path(shown: str, tracking_uri: str, parts: urllib.parse.SplitResult)
             f"{shown}: expected sqlite:///<path> (three slashes, then the path: "
             "sqlite:////abs/mlflow.db for an absolute one)"
         )
-    path = urllib.parse.unquote(parts.path.removeprefix("/"))
-    if not path or path == ":memory:":
+    path = sqlite_path(tracking_uri)
+    if path is None:
         raise InputError(
             f"{shown}: no database file (an in-memory store vanishes with the process); "
             "expected sqlite:///<path>.db"
         )
-    return Path(path)
+    return path
 
 
 def _check_sqlite_file(path: Path) -> None:
@@ -191,11 +204,3 @@ def _path_hint(value: str) -> str:
     if value.endswith(".db"):
         return f" (for this file: sqlite:///{Path(value).absolute()})"
     return ""
-
-
-def _hide_password(uri: str) -> str:
-    try:
-        password = urllib.parse.urlsplit(uri).password if "://" in uri else None
-    except ValueError:
-        return uri
-    return uri.replace(f":{password}@", ":***@", 1) if password else uri

@@ -48,7 +48,7 @@ def experiment_page(ui: str, tracking_uri: str | None, charts: bool = False) -> 
     import mlflow
 
     from pipeline.tracking.destination import destination
-    from pipeline.tracking.store import sqlite_path
+    from pipeline.tracking.urls import sqlite_path
 
     dest = destination()
     uri = tracking_uri or dest.tracking_uri

@@ -9,16 +9,16 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pipeline import tracking
 from pipeline.config.rules import batches_problem
 from pipeline.config.schema import Params
-from pipeline.data.splits import Split, load_split
+from pipeline.data.splits import Split, check_width, load_split
 from pipeline.model import checkpoint
 from pipeline.process.errors import InputError
 from pipeline.process.files import all_or_nothing, sha256_of, write_json, write_text
 from pipeline.reports import plots
 from pipeline.runtime import distributed
 from pipeline.runtime.threads import leave_a_core
+from pipeline.tracking.runs import NullTracker, resume_run, run_status, start_run
 from pipeline.training.loop import evaluate_loss_accuracy
 from pipeline.training.progress import Progress
 from pipeline.training.setup import prepare, validation_loader
@@ -39,7 +39,8 @@ def _train(runtime, params, data_dir, checkpoint_path, metrics_path, plots_dir) 
     cfg = params.train
     split_paths = [data_dir / "train.npz", data_dir / "val.npz"]
     train_split, val_split = (load_split(path) for path in split_paths)
-    _check_same_width(train_split, val_split, split_paths)
+    width = train_split.features.shape[1]
+    check_width(val_split, split_paths[1], width, f"expected {width} as in {split_paths[0]}")
     if problem := batches_problem(cfg, len(train_split)):
         raise InputError(f"{split_paths[0]}: {problem}")
     fitting = prepare(params=params, train_split=train_split, val_split=val_split, runtime=runtime)
@@ -54,7 +55,7 @@ def _train(runtime, params, data_dir, checkpoint_path, metrics_path, plots_dir) 
     )
     leave_a_core(runtime.device)
     history = LossHistory(cfg.log_every, tracker)
-    with tracking.run_status(tracker):
+    with run_status(tracker):
         # Rank 0 alone prints, validates and records; the other ranks only train.
         progress = Progress(cfg.epochs, len(loader)) if runtime.is_main else None
         epoch_end = EpochEnd(tracker, runtime.unwrap(model), val_split, runtime.device, progress)
@@ -95,9 +96,9 @@ def launch(*, params: Params, data_dir: Path, worker_args: list[str]) -> None:
     for path in split_paths:
         load_split(path)  # bad data stops here, before any process or run starts
     # Rank 0 samples its node's system metrics; the launcher, which only waits, does not.
-    tracker = tracking.start_run(params.flat(), layout.tags(), system_metrics=False)
+    tracker = start_run(params.flat(), layout.tags(), system_metrics=False)
     env = {RUN_ID_VARIABLE: tracker.run_id or ""}  # empty: tracking is off
-    with tracking.run_status(tracker):
+    with run_status(tracker):
         try:
             distributed.launch_workers(layout.nproc, worker_args, env)
         except distributed.WorkerFailed as failure:
@@ -110,20 +111,14 @@ def launch(*, params: Params, data_dir: Path, worker_args: list[str]) -> None:
 def _open_run(runtime: distributed.Runtime, params: Params, tags: dict[str, str]):
     """Rank 0: the launcher's run when it opened one, else a new run. Other ranks: none."""
     if not runtime.is_main:
-        return tracking.NullTracker()
+        return NullTracker()
     launcher_run = os.environ.get(RUN_ID_VARIABLE)
     if not launcher_run:
         # matplotlib (for the loss plot at the end) imports while the agent creates the run.
-        return tracking.start_run(params.flat(), tags, meanwhile=plots.warm_up)
-    tracker = tracking.resume_run(launcher_run, system_metrics=True)
+        return start_run(params.flat(), tags, meanwhile=plots.warm_up)
+    tracker = resume_run(launcher_run, system_metrics=True)
     tracker.set_tags(tags)
     return tracker
-
-
-def _check_same_width(train_split: Split, val_split: Split, paths: list[Path]) -> None:
-    width, val_width = train_split.features.shape[1], val_split.features.shape[1]
-    if len(val_split) and val_width != width:
-        raise InputError(f"{paths[1]}: {val_width} features; expected {width} as in {paths[0]}")
 
 
 class LossHistory:

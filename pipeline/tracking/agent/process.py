@@ -23,6 +23,7 @@ import time
 import traceback
 from pathlib import Path
 
+from pipeline.process.errors import first_line
 from pipeline.tracking.agent.sender import Sender
 from pipeline.tracking.agent.spool import SPOOL_DIR, Spool
 from pipeline.tracking.datasets import dataset_inputs
@@ -32,12 +33,12 @@ from pipeline.tracking.store import (
     experiment_id,
     refusal,
     retry_locked,
-    sqlite_path,
     store_client,
     unreachable,
     warn,
 )
 from pipeline.tracking.system_metrics import PEAK_MEMORY_METRIC, SystemSampler
+from pipeline.tracking.urls import sqlite_path
 
 
 class Agent:
@@ -77,7 +78,7 @@ class Agent:
             explained = refusal(exc)
             if not explained:
                 traceback.print_exc()  # an unexpected failure: its whole story, on stderr
-            self.reply({"error": explained or _first_line(exc), "input": bool(explained)})
+            self.reply({"error": explained or first_line(exc), "input": bool(explained)})
             return False
         self.spool = Spool.create(self.root / SPOOL_DIR, run_id, self.dest.tracking_uri)
         if message.get("system_metrics"):
@@ -131,7 +132,7 @@ class Agent:
                 inputs = dataset_inputs(message["datasets"])
                 retry_locked(self.client.log_inputs, run_id, datasets=inputs)
         except Exception as exc:
-            warn(f"run {run_id}: {message['op']} not logged: {_first_line(exc)}")
+            warn(f"run {run_id}: {message['op']} not logged: {first_line(exc)}")
 
     def log_model(self, message: dict) -> dict:
         """`model` (export): the served model into the run, registered if asked; answered."""
@@ -150,7 +151,7 @@ class Agent:
             explained = refusal(exc) or (str(exc) if isinstance(exc, InputError) else None)
             if not explained:
                 traceback.print_exc()  # an unexpected failure: its whole story, on stderr
-            return {"error": explained or _first_line(exc), "input": bool(explained)}
+            return {"error": explained or first_line(exc), "input": bool(explained)}
         return {"logged": True}
 
     def log_artifact(self, run_id: str, path: str, artifact_path: str | None) -> None:
@@ -199,7 +200,7 @@ class Agent:
             try:
                 retry_locked(self.client.set_terminated, self.spool.run_id, status=status)
             except Exception as exc:
-                reason = _first_line(exc)
+                reason = first_line(exc)
         self._report(status, delivered, reason, streamed)
 
     def _report(self, status: str, delivered: bool, reason: str | None, streamed: bool) -> None:
@@ -266,7 +267,3 @@ def _serve_only(agent: Agent) -> bool:
     while not agent.between_sends(1.0):
         pass
     return True
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).splitlines() or [type(exc).__name__])[0][:300]

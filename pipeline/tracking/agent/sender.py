@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from pipeline.process.errors import first_line
 from pipeline.tracking.agent.spool import Spool
 from pipeline.tracking.store import retry_locked, store_client, warn
 
@@ -53,8 +54,8 @@ class Sender:
                 except Exception as exc:
                     failing_since = failing_since or time.monotonic()
                     if pause == 0.0:
-                        first_line = (str(exc).splitlines() or [type(exc).__name__])[0][:300]
-                        warn(f"cannot send metrics of run {self.spool.run_id} yet: {first_line}")
+                        reason = first_line(exc)
+                        warn(f"cannot send metrics of run {self.spool.run_id} yet: {reason}")
                     if finished and time.monotonic() - failing_since > patience:
                         return False
                     pause = min(2 * pause or SEND_INTERVAL_S, 5.0)

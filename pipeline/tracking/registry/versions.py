@@ -163,7 +163,7 @@ def _resolve(client, uri: str, name: str, alias: str | None, version: str | None
 def _existing_store():
     """The destination, refused when it is an embedded store that does not exist yet."""
     from pipeline.process.errors import InputError
-    from pipeline.tracking.store import sqlite_path
+    from pipeline.tracking.urls import sqlite_path
 
     dest = destination()
     path = sqlite_path(dest.tracking_uri)
