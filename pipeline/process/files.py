@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from pipeline.process.signals import held
+
 
 def _new_file_mode() -> int:
     """What open() gives a new file: 0666 less the umask (which only os.umask can read)."""
@@ -59,18 +61,18 @@ def all_or_nothing() -> Iterator[None]:
     they renamed into place, one after the other with SIGINT/SIGTERM held back, so an
     interruption leaves either every previous file or every new one, never a mix.
     """
-    held: list[tuple[Path, Path]] = []
-    token = _held_renames.set(held)
+    renames: list[tuple[Path, Path]] = []
+    token = _held_renames.set(renames)
     try:
         yield
     except BaseException:
-        for tmp, _ in held:
+        for tmp, _ in renames:
             tmp.unlink(missing_ok=True)
         raise
     finally:
         _held_renames.reset(token)
     with held():
-        for tmp, path in held:
+        for tmp, path in renames:
             os.replace(tmp, path)
 
 
