@@ -63,6 +63,7 @@ BASELINE = {
 TABLE = {"data.kind": '"table"', "data.path": '"data/raw/t.csv"', "data.target": '"y"'}
 
 # The stages' arguments, as dvc.yaml passes them.
+USER_COMMANDS = ("tune", "predict")  # python -m pipeline.<command>; the rest are dvc.yaml stages
 STAGES = {
     "validate": "--params params.yaml --out data/params.ok",
     "generate": "--params params.yaml --out data",
@@ -667,7 +668,9 @@ def flat_baseline() -> dict:
 
 
 def stage_command(stage: str, args: str | None = None) -> list[str]:
-    return [sys.executable, "-m", f"pipeline.stages.{stage}", *(args or STAGES[stage]).split()]
+    # The dvc.yaml stages are pipeline.stages.*; the user commands (tune, predict) pipeline.*.
+    module = f"pipeline.{stage}" if stage in USER_COMMANDS else f"pipeline.stages.{stage}"
+    return [sys.executable, "-m", module, *(args or STAGES[stage]).split()]
 
 
 def stage_env(workspace: Path) -> dict[str, str]:
