@@ -37,8 +37,8 @@ from pipeline.search.study import (
 from pipeline.search.to_dvc import dvc_exp_run, format_best
 from pipeline.search.trials import load_splits
 from pipeline.tracking.runs import run_status
+from pipeline.tracking.store.urls import shown
 from pipeline.tracking.study import start_study_run
-from pipeline.tracking.urls import shown
 
 
 def print_best(study: optuna.Study, config: StudyConfig) -> tuple[list[str], dict[str, str]]:

@@ -27,7 +27,7 @@ from pathlib import Path
 # Run as a script from a checkout: the pipeline package of this checkout, installed or not.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pipeline.process.lifeline import popen_tied
-from pipeline.tracking.urls import shown
+from pipeline.tracking.store.urls import shown
 from scripts.team_postgres import (  # noqa: F401 (as_postgres_user, postgres_bin_dir: tests)
     AUTH_DB,
     LOOPBACK,

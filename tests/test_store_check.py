@@ -18,7 +18,7 @@ from mlflow.tracking._tracking_service.utils import _tracking_store_registry
 from sqlalchemy.dialects import registry as sqlalchemy_dialects
 
 from pipeline.process.errors import InputError
-from pipeline.tracking.store_check import (
+from pipeline.tracking.store.check import (
     DATABASES,
     DRIVERS,
     MLFLOW_BARE_NAMES,
@@ -80,7 +80,7 @@ def test_checking_a_store_imports_neither_mlflow_nor_sqlalchemy(tmp_path):
     """The training process calls it before MLflow is imported anywhere."""
     code = (
         "import sys\n"
-        "from pipeline.tracking.store_check import check_store\n"
+        "from pipeline.tracking.store.check import check_store\n"
         f"check_store('sqlite:///{tmp_path / 'mlflow.db'}')\n"
         "check_store('postgresql+psycopg2://u:p@127.0.0.1/db')\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('mlflow', 'sqlalchemy')))\n"

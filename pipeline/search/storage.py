@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline.tracking.destination import repo_root
-from pipeline.tracking.urls import sqlite_path
+from pipeline.tracking.store.urls import sqlite_path
 
 # Beside the MLflow store's mlflow.db, git-ignored.
 STORAGE_FILE = "optuna.db"

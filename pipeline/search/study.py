@@ -27,7 +27,7 @@ from pipeline.runtime.threads import one_thread_per_worker
 from pipeline.search.space import Choice, StudyConfig
 from pipeline.search.storage import missing_sqlite_file
 from pipeline.search.trials import fit_trial
-from pipeline.tracking.urls import shown
+from pipeline.tracking.store.urls import shown
 
 
 def open_study(*, storage: str, name: str, config: StudyConfig, create: bool) -> optuna.Study:

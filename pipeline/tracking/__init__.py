@@ -1,11 +1,9 @@
 """Everything MLflow, one concern per module; nothing outside this package imports mlflow.
 
 - destination: where to track (store URI, experiment, repository root) and the git/DVC tags
-- store:       opening the store, reachability, lock retries, refused credentials
-- store_check: a store URI (and SQLite file) MLflow cannot open, refused in one line, no MLflow
-- urls:        store URLs shown without their password, the SQLite file they name
+- store/:      the store: urls (password hidden, SQLite file), check (refused in one line, no
+               MLflow), access (opened with lock retries, reachability), stale (runs left RUNNING)
 - runs:        a run's lifecycle: trackers, start/resume, FINISHED/FAILED/KILLED
-- stale:       runs left RUNNING by a process that died
 - system_metrics: CPU, memory and GPU sampled by the agent
 - datasets:    the run's dataset inputs (the splits' schema and digest)
 - study:       a study's parent run and nested trial runs; tags linking an experiment to a trial
@@ -40,13 +38,13 @@ EXPORTS = {
     "StreamingTracker": "pipeline.tracking.agent.client",
     "StudyRun": "pipeline.tracking.study",
     "TrialRun": "pipeline.tracking.study",
-    "check_store": "pipeline.tracking.store_check",
+    "check_store": "pipeline.tracking.store.check",
     "destination": "pipeline.tracking.destination",
-    "end_stale_runs": "pipeline.tracking.stale",
+    "end_stale_runs": "pipeline.tracking.store.stale",
     "experiment_page": "pipeline.tracking.ui",
     "prepare_tracking": "pipeline.tracking.runs",
-    "process_start": "pipeline.tracking.stale",
-    "process_tags": "pipeline.tracking.stale",
+    "process_start": "pipeline.tracking.store.stale",
+    "process_tags": "pipeline.tracking.store.stale",
     "promote": "pipeline.tracking.registry.versions",
     "recorded_run_id": "pipeline.tracking.runs",
     "replay": "pipeline.tracking.agent.replay",

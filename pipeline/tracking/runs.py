@@ -14,12 +14,12 @@ from typing import Any
 from pipeline.process.signals import sigterm_raises
 from pipeline.tracking.agent.client import open_streaming_run, prepare, take_agent
 from pipeline.tracking.destination import Destination, destination, repo_root, tracking_enabled
-from pipeline.tracking.stale import process_tags
-from pipeline.tracking.store import (
+from pipeline.tracking.store.access import (
     unreachable,
     unreachable_error,
 )
-from pipeline.tracking.store_check import check_store
+from pipeline.tracking.store.check import check_store
+from pipeline.tracking.store.stale import process_tags
 from pipeline.tracking.study import study_link_tags
 from pipeline.tracking.system_metrics import system_metrics_enabled
 

@@ -12,8 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.tracking.destination import destination, git_tags, repo_root, tracking_enabled
-from pipeline.tracking.stale import process_tags
-from pipeline.tracking.store import experiment_id, explains_refusal, open_client, retry_locked
+from pipeline.tracking.store.access import (
+    experiment_id,
+    explains_refusal,
+    open_client,
+    retry_locked,
+)
+from pipeline.tracking.store.stale import process_tags
 
 # Set on `dvc exp run` by `pipeline.tune --best/--apply`; the train stage turns them into tags.
 LINK_VARIABLES = {

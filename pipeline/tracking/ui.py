@@ -25,8 +25,8 @@ def run_links(run_id: str, ui: str) -> list[str]:
     from mlflow.exceptions import MlflowException
 
     from pipeline.tracking.destination import destination, tracking_enabled
-    from pipeline.tracking.store import open_client
-    from pipeline.tracking.store_check import check_store
+    from pipeline.tracking.store.access import open_client
+    from pipeline.tracking.store.check import check_store
 
     if not tracking_enabled():
         return []
@@ -48,7 +48,7 @@ def experiment_page(ui: str, tracking_uri: str | None, charts: bool = False) -> 
     import mlflow
 
     from pipeline.tracking.destination import destination
-    from pipeline.tracking.urls import sqlite_path
+    from pipeline.tracking.store.urls import sqlite_path
 
     dest = destination()
     uri = tracking_uri or dest.tracking_uri

@@ -28,8 +28,7 @@ from pipeline.tracking.agent.sender import Sender
 from pipeline.tracking.agent.spool import SPOOL_DIR, Spool
 from pipeline.tracking.datasets import dataset_inputs
 from pipeline.tracking.destination import Destination, destination, dvc_tags, git_tags
-from pipeline.tracking.stale import end_stale_runs
-from pipeline.tracking.store import (
+from pipeline.tracking.store.access import (
     experiment_id,
     refusal,
     retry_locked,
@@ -37,8 +36,9 @@ from pipeline.tracking.store import (
     unreachable,
     warn,
 )
+from pipeline.tracking.store.stale import end_stale_runs
+from pipeline.tracking.store.urls import sqlite_path
 from pipeline.tracking.system_metrics import PEAK_MEMORY_METRIC, SystemSampler
-from pipeline.tracking.urls import sqlite_path
 
 
 class Agent:

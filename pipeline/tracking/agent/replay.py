@@ -6,8 +6,13 @@ from pathlib import Path
 
 from pipeline.tracking.agent.sender import Sender
 from pipeline.tracking.agent.spool import Spool
-from pipeline.tracking.store import retry_locked, store_client, unreachable, unreachable_error
-from pipeline.tracking.store_check import check_store
+from pipeline.tracking.store.access import (
+    retry_locked,
+    store_client,
+    unreachable,
+    unreachable_error,
+)
+from pipeline.tracking.store.check import check_store
 
 
 def replay(spool_dir: Path, tracking_uri: str | None = None) -> list[str]:

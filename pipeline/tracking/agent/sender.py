@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from pipeline.process.errors import first_line
 from pipeline.tracking.agent.spool import Spool
-from pipeline.tracking.store import retry_locked, store_client, warn
+from pipeline.tracking.store.access import retry_locked, store_client, warn
 
 # MLflow accepts at most 1000 metrics in one log_batch call.
 BATCH_LIMIT = 1000

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.tracking.destination import destination
-from pipeline.tracking.store import open_client, retry_locked
+from pipeline.tracking.store.access import open_client, retry_locked
 
 CHAMPION, PREVIOUS = "champion", "previous"
 # Version tag -> the run's tag that holds it.
@@ -163,7 +163,7 @@ def _resolve(client, uri: str, name: str, alias: str | None, version: str | None
 def _existing_store():
     """The destination, refused when it is an embedded store that does not exist yet."""
     from pipeline.process.errors import InputError
-    from pipeline.tracking.urls import sqlite_path
+    from pipeline.tracking.store.urls import sqlite_path
 
     dest = destination()
     path = sqlite_path(dest.tracking_uri)

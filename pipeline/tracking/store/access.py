@@ -15,7 +15,7 @@ import urllib.parse
 from collections.abc import Callable, Iterator
 
 from pipeline.tracking.destination import Destination
-from pipeline.tracking.urls import shown, sqlite_path
+from pipeline.tracking.store.urls import shown, sqlite_path
 
 # A write that finds the SQLite store locked by another process (DVC queue workers) is retried
 # with a growing, jittered pause; writers hold the lock for milliseconds, so this is generous.

@@ -12,7 +12,7 @@ import socket
 import sys
 from pathlib import Path
 
-from pipeline.tracking.store import retry_locked
+from pipeline.tracking.store.access import retry_locked
 
 
 def process_tags() -> dict[str, str]:

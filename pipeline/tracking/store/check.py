@@ -15,8 +15,8 @@ import urllib.parse
 from pathlib import Path
 
 from pipeline.process.errors import InputError
-from pipeline.tracking.urls import shown as hidden
-from pipeline.tracking.urls import sqlite_path
+from pipeline.tracking.store.urls import shown as hidden
+from pipeline.tracking.store.urls import sqlite_path
 
 # The schemes of MLflow's tracking store registry (mlflow.tracking._tracking_service.utils),
 # less "" (a plain path, which MLflow takes for its deprecated file store); tests compare them.
