@@ -12,7 +12,7 @@ UI_PORT ?= 5000
 UI_LINK = $(BIN)/python -m pipeline.tracking ui-link --ui http://127.0.0.1:$(UI_PORT) \
 	--tracking-uri "sqlite:///$(CURDIR)/mlflow.db"
 UI_LINK_OR_HOME = 2>/dev/null || echo http://127.0.0.1:$(UI_PORT)
-# `make server`: the team's tracking server (README, "Team setup"); e.g. SERVER_ARGS=--basic-auth
+# `make server`: the team's tracking server (docs/team.md); e.g. SERVER_ARGS=--basic-auth
 SERVER_PORT ?= 5050
 SERVER_DIR ?= $(CURDIR)/.team
 SERVER_ARGS ?=

@@ -4,7 +4,7 @@
 cluster of its own under --dir (created on first use, started and stopped with the server), so
 one machine with Debian's `postgresql` package is all a team needs. PostgreSQL and MLflow listen
 on 127.0.0.1 only: teammates reach the server through an SSH tunnel or a TLS reverse proxy
-(README, "Team setup"), never as plain HTTP on the network. Ctrl-C or SIGTERM stops MLflow,
+(docs/team.md), never as plain HTTP on the network. Ctrl-C or SIGTERM stops MLflow,
 then the PostgreSQL this script started; both run under lifelines (pipeline/process/lifeline.py), so
 they and their workers end with this script even when it is killed outright (SIGKILL).
 """

@@ -198,7 +198,7 @@ def test_two_trainings_at_the_same_time_both_succeed(ddp_run, workspace):
 
 
 def test_two_torchrun_nodes_match_the_single_node_run(ddp_run, workspace, store):
-    """The README's two-machine commands, both on loopback: one worker per "node"."""
+    """docs/gpu-ddp.md's two-machine commands, both on loopback: one worker per "node"."""
     outputs = Outputs(workspace / "two-nodes")
     command = [
         "torchrun",

@@ -3,7 +3,7 @@
 SIGINT (Ctrl-C) or SIGTERM ends the MLflow run KILLED with the per-batch losses logged so far,
 exits non-zero and changes no previous output; SIGKILL leaves no partial output. Run directly,
 the previous outputs stay as they were; under `dvc repro`, DVC itself removes the stage's
-outputs before it runs it, and `dvc checkout` brings them back (README, "When things go wrong").
+outputs before it runs it, and `dvc checkout` brings them back (docs/troubleshooting.md).
 """
 
 from __future__ import annotations
@@ -140,7 +140,8 @@ def test_interrupted_dvc_repro_trains_again_and_checkout_restores(project):
             k: v for k, v in old.items() if k != "validate"
         }
 
-    # What the README promises: `dvc checkout` restores what DVC removed, byte for byte.
+    # What docs/troubleshooting.md promises: `dvc checkout` restores what DVC removed, byte
+    # for byte.
     run(["dvc", "checkout"], project)
     for name, content in before.items():
         assert (project / name).read_bytes() == content, name

@@ -24,7 +24,7 @@ from pipeline.data.splits import load_split
 
 pytestmark = pytest.mark.e2e
 
-# The params the README shows for a real table: adam, 30 epochs, batches of 16.
+# The params docs/own-data.md shows for a real table: adam, 30 epochs, batches of 16.
 TABLE_TRAINING = {
     "seed": 7,
     "data": {"kind": "table", "test_size": 0.2, "val_size": 0.1},

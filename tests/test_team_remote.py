@@ -1,8 +1,8 @@
 """A DVC remote shares data and models: push from one clone, pull into a fresh one, nothing to run.
 
-The remote is a local directory here; S3 or SSH remotes (README, "Team setup") differ only in
-the URL and the DVC plugin. Outputs with `cache: false` (metrics/*.json, plots/*.csv) travel
-through git, so the first clone commits them with dvc.lock.
+The remote is a local directory here; S3 or SSH remotes (docs/team.md) differ only in
+the URL and the DVC plugin. Every output is in DVC's cache (none has `cache: false`), metrics and
+plots included, so the remote carries them all and git carries dvc.lock.
 """
 
 from __future__ import annotations

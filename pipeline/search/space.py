@@ -59,7 +59,7 @@ class StudyConfig:
 
 
 def load_space(path: Path, base: Params) -> StudyConfig:
-    raw = read_yaml(path, expected="a study's settings and search space (see README)")
+    raw = read_yaml(path, expected="a study's settings and search space (see docs/tuning.md)")
     if not isinstance(raw, dict) or set(raw) != {"study", "space"}:
         keys = sorted(raw) if isinstance(raw, dict) else raw
         raise InputError(f"{path}: top level is {keys!r}; expected exactly 'study' and 'space'")
