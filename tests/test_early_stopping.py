@@ -8,6 +8,8 @@ import math
 
 import pytest
 import torch
+from distributed_helpers import DDP_PARAMS, Outputs, make_data, stage_env, with_train
+from distributed_helpers import train as train_process
 from helpers import SMALL_PARAMS, write_params
 
 from pipeline.config.params import load_params
@@ -121,3 +123,35 @@ def test_decided_by_main_is_the_flag_itself_in_one_process():
     runtime = Runtime(torch.device("cpu"))
     assert runtime.decided_by_main(True) is True
     assert runtime.decided_by_main(False) is False
+
+
+def test_ddp_ranks_stop_together_at_the_single_process_epoch(tmp_path, monkeypatch):
+    """Two gloo workers (batch 8 each) against one process at batch 16, as test_distributed.py
+    compares them: the same stop, the same best epoch, the same checkpoint. Without the stop
+    reaching every rank, rank 1 would train on while rank 0 waits, and the job would hang."""
+    overrides = with_train(DDP_PARAMS, **{**OVERFITTING, "batch_size": 8}, early_stopping=2)
+    workspace = make_data(tmp_path, overrides)
+    ddp = Outputs(workspace / "ddp")
+    done = train_process(
+        ddp.args(workspace / "params.yaml", workspace / "data"), workspace, stage_env()
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    write_params(workspace / "single.yaml", with_train(overrides, strategy="single", batch_size=16))
+    single = Outputs(workspace / "single")
+    monkeypatch.setenv("PIPELINE_TRACKING", "0")
+    train.run(
+        params=load_params(workspace / "single.yaml"),
+        data_dir=workspace / "data",
+        checkpoint_path=single.checkpoint,
+        metrics_path=single.metrics,
+        plots_dir=single.plots,
+    )
+    ddp_json, single_json = (json.loads(o.metrics.read_text()) for o in (ddp, single))
+    assert ddp_json["epochs_trained"] < OVERFITTING["epochs"]
+    assert (ddp_json["best_epoch"], ddp_json["epochs_trained"]) == (
+        single_json["best_epoch"],
+        single_json["epochs_trained"],
+    )
+    ddp_state, single_state = ddp.state(), single.state()
+    assert ddp_state.keys() == single_state.keys()
+    assert all(torch.allclose(ddp_state[k], single_state[k], atol=1e-4) for k in ddp_state)
