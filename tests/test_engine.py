@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -77,3 +78,40 @@ def test_predict_and_accuracy_agree_with_scikit_learn():
     loss, accuracy = evaluate_loss_accuracy(model, make_loader(split, 7), CPU)
     assert accuracy == accuracy_score(split.labels, probabilities.argmax(dim=1).numpy())
     assert abs(loss - log_loss(split.labels, probabilities.numpy(), labels=[0, 1, 2])) < 1e-5
+
+
+@pytest.mark.parametrize(
+    ("name", "reference"), [("sgd", torch.optim.SGD), ("adam", torch.optim.Adam)]
+)
+def test_weight_decay_is_torchs_own(name, reference):
+    """fit with train.weight_decay equals a plain loop with torch.optim's weight_decay (classic
+    coupled L2 for Adam too, not AdamW) and differs from no decay."""
+    split = random_split()
+    arch = Architecture(6, (8, 4), 3)
+
+    def trained(make) -> list[torch.Tensor]:
+        torch.manual_seed(1)
+        model = build_model(arch)
+        fit(model, make_loader(split, 16), make(model), CPU, epochs=3)
+        return [p.detach().clone() for p in model.parameters()]
+
+    ours = trained(lambda m: make_optimizer(name, m.parameters(), 0.05, weight_decay=0.1))
+    theirs = trained(lambda m: reference(m.parameters(), lr=0.05, weight_decay=0.1))
+    undecayed = trained(lambda m: reference(m.parameters(), lr=0.05))
+    assert all(torch.equal(a, b) for a, b in zip(ours, theirs, strict=True))
+    assert not all(torch.equal(a, b) for a, b in zip(ours, undecayed, strict=True))
+
+
+def test_stop_ends_fit_after_the_epoch_it_answers_true():
+    split = random_split()
+    model = build_model(Architecture(6, (8,), 3))
+    asked = []
+    result = fit(
+        model,
+        make_loader(split, 16),
+        make_optimizer("sgd", model.parameters(), 0.1),
+        CPU,
+        epochs=10,
+        stop=lambda epoch: asked.append(epoch) or epoch == 2,
+    )
+    assert asked == [0, 1, 2] and len(result.epoch_losses) == 3 and result.steps == 12

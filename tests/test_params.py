@@ -72,6 +72,13 @@ def test_wrong_types_are_refused(tmp_path, text, fragment):
         ("model: {hidden: []}", "model.hidden is []"),
         ("train: {device: tpu}", "train.device is 'tpu'; expected auto, cpu, cuda or cuda:N"),
         ("train: {optimizer: lbfgs}", "expected one of sgd, adam"),
+        ("model: {dropout: 1.0}", "model.dropout is 1.0; expected a number from 0 up to"),
+        ("model: {dropout: -0.1}", "model.dropout is -0.1; expected a number from 0 up to"),
+        ("train: {weight_decay: -1}", "train.weight_decay is -1.0; expected a finite number"),
+        ("train: {weight_decay: .inf}", "train.weight_decay is inf; expected a finite number"),
+        ("train: {early_stopping: -3}", "train.early_stopping is -3; expected 0 or more"),
+        ("train: {early_stopping: 2.5}", "train.early_stopping is 2.5; expected a whole number"),
+        ("model: {dropout: high}", "model.dropout is 'high'; expected a number"),
     ],
 )
 def test_out_of_range_values_are_refused(tmp_path, text, fragment):
@@ -111,3 +118,23 @@ def test_params_are_frozen():
     params = Params()
     with pytest.raises(AttributeError):
         params.train.lr = 1.0  # type: ignore[misc]
+
+
+def test_early_stopping_without_a_validation_split_is_refused_in_one_line(tmp_path, capsys):
+    """Through the validate stage's main, as dvc repro runs it: exit 2, one line naming both."""
+    from pipeline.stages import validate
+
+    (tmp_path / "params.yaml").write_text("data: {val_size: 0}\ntrain: {early_stopping: 5}\n")
+    argv = ["--params", str(tmp_path / "params.yaml"), "--out", str(tmp_path / "ok")]
+    assert validate.main(argv) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1
+    assert "train.early_stopping is 5 but data.val_size is 0.0" in lines[0]
+    assert "expected data.val_size above 0" in lines[0]
+    assert not (tmp_path / "ok").exists()
+
+
+def test_the_new_keys_default_to_the_notebooks_training():
+    params = load_params(ROOT / "params.yaml")
+    assert params.model.dropout == 0.0
+    assert (params.train.weight_decay, params.train.early_stopping) == (0.0, 0)

@@ -9,12 +9,16 @@ import math
 import mlflow
 import pytest
 import yaml
+from helpers import ROOT
 from optuna.trial import TrialState
 from tune_helpers import load_study, make_workspace, study_runs, tune_args
 
 from pipeline import tune
 from pipeline.config.params import load_params, read_yaml, with_values
+from pipeline.config.schema import Params
+from pipeline.process.errors import InputError
 from pipeline.search import study as search_study
+from pipeline.search.space import Choice, Range, load_space
 from pipeline.search.to_dvc import dvc_exp_run, yaml_value
 from pipeline.stages import train
 
@@ -163,3 +167,30 @@ def test_the_command_names_the_trial_and_carries_the_link():
         "PIPELINE_TRIAL": "7",
         "PIPELINE_TRIAL_RUN": "c" * 32,
     }
+
+
+def test_the_projects_space_tunes_dropout_weight_decay_and_early_stopping():
+    config = load_space(ROOT / "tune.yaml", load_params(ROOT / "params.yaml"))
+    entries = {entry.key: entry for entry in config.space}
+    assert isinstance(entries["model.dropout"], Range) and not entries["model.dropout"].whole
+    assert 0.0 in entries["train.weight_decay"].choices
+    assert isinstance(entries["train.early_stopping"], Choice)
+    assert 0 in entries["train.early_stopping"].choices
+
+
+@pytest.mark.parametrize(
+    ("entry", "fragment"),
+    [
+        ("model.dropout: {low: 0.0, high: 1.0}", "model.dropout is 1.0"),
+        ("train.weight_decay: {choices: [0.0, -0.01]}", "train.weight_decay is -0.01"),
+        ("train.early_stopping: {low: 0, high: 2.5}", "bound is 2.5; expected whole numbers"),
+    ],
+)
+def test_the_space_refuses_bad_bounds_of_the_new_keys(tmp_path, entry, fragment):
+    path = tmp_path / "tune.yaml"
+    path.write_text(
+        "study: {name: t, seed: 1, pruner_startup_trials: 1, pruner_warmup_epochs: 0}\n"
+        f"space:\n  {entry}\n"
+    )
+    with pytest.raises(InputError, match=fragment):
+        load_space(path, Params())

@@ -53,8 +53,12 @@ def _range_problem(key: str, value: Any) -> str | None:
         return "at least 2"
     if key == "model.hidden" and (not value or min(value) < 1):
         return "a non-empty list of positive widths such as [30, 20]"
-    if key in ("train.num_workers", "seed") and value < 0:
+    if key in ("train.num_workers", "train.early_stopping", "seed") and value < 0:
         return "0 or more"
+    if key == "train.weight_decay" and not (math.isfinite(value) and value >= 0):
+        return "a finite number, 0 or more"
+    if key == "model.dropout" and not 0 <= value < 1:
+        return "a number from 0 up to (not including) 1"
     positive = ("n_samples", "n_features", "epochs", "batch_size", "nproc", "log_every")
     if key.rsplit(".", 1)[-1] in positive and isinstance(value, int) and value < 1:
         return "1 or more"
@@ -65,6 +69,12 @@ def _range_problem(key: str, value: Any) -> str | None:
 
 def _contradiction(params: Params) -> str | None:
     data, train = params.data, params.train
+    if train.early_stopping and not data.val_size:
+        return (
+            f"train.early_stopping is {train.early_stopping} but data.val_size is "
+            f"{data.val_size}; expected data.val_size above 0 (early stopping watches val_loss) "
+            "or train.early_stopping: 0"
+        )
     if data.kind == "toy":
         if data.val_size:
             return f"data.val_size is {data.val_size}; expected 0 for the toy set (5 points)"

@@ -33,6 +33,8 @@ class DataParams:
 @dataclass(frozen=True)
 class ModelParams:
     hidden: tuple[int, ...] = (30, 20)
+    # Dropout after each hidden ReLU; 0 inserts no Dropout module: the notebook's model exactly.
+    dropout: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,10 @@ class TrainParams:
     strategy: str = "single"
     nproc: int = 2
     log_every: int = 1
+    # L2 penalty passed to the optimizer (torch's coupled weight_decay, not AdamW's).
+    weight_decay: float = 0.0
+    # Patience in epochs on val_loss; 0 = off. On: the checkpoint is the best epoch's weights.
+    early_stopping: int = 0
 
 
 @dataclass(frozen=True)

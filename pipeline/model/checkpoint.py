@@ -40,7 +40,7 @@ def load(state_path: Path | str) -> tuple[NeuralNetwork, Architecture]:
 def _read_architecture(path: Path) -> Architecture:
     expected = (
         "JSON with num_inputs, hidden (a list) and num_outputs, whole numbers from 1 (and "
-        "optionally features, classes: lists of one name per input and output)"
+        "optionally features, classes: lists of one name per input and output; dropout: 0 <= p < 1)"
     )
     try:
         raw = json.loads(path.read_text())
@@ -89,6 +89,9 @@ def _names_problem(raw: dict) -> str | None:
             return f"{key} is {names!r}, not {raw[size]} distinct names ({size})"
     if not isinstance(raw.get("standardize", False), bool):
         return f"standardize holds {raw['standardize']!r}"
+    dropout = raw.get("dropout", 0.0)  # absent in models saved before dropout existed
+    if isinstance(dropout, bool) or not isinstance(dropout, int | float) or not 0 <= dropout < 1:
+        return f"dropout holds {dropout!r}"
     return None
 
 

@@ -19,6 +19,9 @@ class Architecture:
     features: tuple[str, ...] = ()  # default: x0, x1, ... (generated data)
     classes: tuple[int | str, ...] = ()  # default: 0, 1, ... (generated data)
     standardize: bool = False  # the module standardizes its inputs (buffers in the state_dict)
+    # Dropout after each hidden ReLU: with p > 0 the Dropout modules shift the `layers.N` indices,
+    # so the module cannot be rebuilt without it. 0 (and model.json files saved before it): none.
+    dropout: float = 0.0
 
     def __post_init__(self):
         # Models saved before names were kept get the generated data's names.
@@ -40,6 +43,7 @@ class Architecture:
             features=tuple(raw.get("features", ())),
             classes=tuple(raw.get("classes", ())),
             standardize=bool(raw.get("standardize", False)),
+            dropout=float(raw.get("dropout", 0.0)),
         )
 
 
@@ -67,7 +71,9 @@ class Standardize(torch.nn.Module):
 class NeuralNetwork(torch.nn.Module):
     """Linear/ReLU layers returning logits; `layers.N.*` keys match the notebook's state_dict.
 
-    With `standardize`, a Standardize module comes first (keys `standardize.mean/scale`)."""
+    With `standardize`, a Standardize module comes first (keys `standardize.mean/scale`). With
+    `dropout` > 0, a Dropout follows each hidden ReLU (no parameters, but it takes an index in
+    `layers`); with 0 none is inserted, so the keys and numbers stay the notebook's."""
 
     def __init__(
         self,
@@ -75,6 +81,7 @@ class NeuralNetwork(torch.nn.Module):
         num_outputs: int,
         hidden: tuple[int, ...] = (30, 20),
         standardize: bool = False,
+        dropout: float = 0.0,
     ):
         super().__init__()
         self.standardize = Standardize(num_inputs) if standardize else None
@@ -82,6 +89,8 @@ class NeuralNetwork(torch.nn.Module):
         layers: list[torch.nn.Module] = []
         for width_in, width_out in itertools.pairwise(widths):
             layers += [torch.nn.Linear(width_in, width_out), torch.nn.ReLU()]
+            if dropout > 0:
+                layers.append(torch.nn.Dropout(dropout))
         layers.append(torch.nn.Linear(widths[-1], num_outputs))
         self.layers = torch.nn.Sequential(*layers)
 
@@ -92,7 +101,9 @@ class NeuralNetwork(torch.nn.Module):
 
 
 def build_model(arch: Architecture) -> NeuralNetwork:
-    return NeuralNetwork(arch.num_inputs, arch.num_outputs, arch.hidden, arch.standardize)
+    return NeuralNetwork(
+        arch.num_inputs, arch.num_outputs, arch.hidden, arch.standardize, arch.dropout
+    )
 
 
 def count_parameters(model: torch.nn.Module) -> int:

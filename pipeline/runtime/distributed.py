@@ -139,6 +139,15 @@ class Runtime:
         dist.all_reduce(total, op=dist.ReduceOp.SUM)
         return total / self.world_size
 
+    def decided_by_main(self, flag: bool) -> bool:
+        """Rank 0's `flag` on every rank: rank 0 alone validates, so it alone decides whether
+        early stopping ends training, and every rank must leave the loop at the same epoch."""
+        if not self.distributed:
+            return flag
+        value = torch.tensor([int(flag)], device=self.device)
+        dist.broadcast(value, src=0)
+        return bool(value.item())
+
     def barrier(self) -> None:
         if self.distributed:
             dist.barrier()

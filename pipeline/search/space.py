@@ -22,12 +22,15 @@ DEFAULT_PATH = Path("tune.yaml")
 # What a trial's validation accuracy depends on, besides the fixed data and seed.
 TUNABLE = (
     "model.hidden",
+    "model.dropout",
     "train.epochs",
     "train.batch_size",
     "train.lr",
     "train.optimizer",
     "train.shuffle",
     "train.drop_last",
+    "train.weight_decay",
+    "train.early_stopping",
 )
 STUDY_KEYS = {"name": str, "seed": int, "pruner_startup_trials": int, "pruner_warmup_epochs": int}
 

@@ -13,6 +13,7 @@ from pipeline.config.schema import Params
 from pipeline.data.splits import Split, check_width, load_split
 from pipeline.process.errors import InputError
 from pipeline.runtime.distributed import Runtime
+from pipeline.training.early_stopping import EarlyStopping
 from pipeline.training.loop import evaluate_loss_accuracy
 from pipeline.training.setup import prepare, validation_loader
 
@@ -46,19 +47,25 @@ def fit_trial(
     device: torch.device,
     on_validation: ValidationCallback,
 ) -> tuple[float, float]:
-    """Train as the train stage does for `params`; the last epoch's (val_loss, val_accuracy)."""
+    """Train as the train stage does for `params`; the last epoch's (val_loss, val_accuracy), or
+    with train.early_stopping the best epoch's (what the train stage's checkpoint would hold)."""
     fitting = prepare(
         params=params, train_split=train_split, val_split=val_split, runtime=Runtime(device)
     )
     val_loader = validation_loader(val_split)
     last: list[tuple[float, float]] = []
+    stopper = EarlyStopping(params.train.early_stopping) if params.train.early_stopping else None
 
     def on_epoch(epoch: int, epoch_loss: float) -> None:
         if not math.isfinite(epoch_loss):
             raise Diverged(f"training loss is {epoch_loss} in epoch {epoch + 1}")
         val_loss, val_accuracy = evaluate_loss_accuracy(fitting.model, val_loader, device)
         last[:] = [(val_loss, val_accuracy)]
+        if stopper:
+            stopper.update(epoch, val_loss, fitting.model, val_accuracy=val_accuracy)
         on_validation(epoch, val_loss, val_accuracy)
 
-    fitting.run(on_epoch=on_epoch)
+    fitting.run(on_epoch=on_epoch, stop=(lambda _: stopper.should_stop) if stopper else None)
+    if stopper and stopper.best_epoch is not None:
+        return stopper.best_figures["val_loss"], stopper.best_figures["val_accuracy"]
     return last[0]

@@ -12,6 +12,8 @@ import torch.nn.functional as F
 BatchCallback = Callable[[int, float], None]
 # on_epoch(epoch, epoch_loss): epoch is 0-based, epoch_loss the mean of its batch losses.
 EpochCallback = Callable[[int, float], None]
+# stop(epoch): asked after on_epoch; True ends training after this epoch (early stopping).
+StopCallback = Callable[[int], bool]
 
 
 @dataclass
@@ -21,10 +23,14 @@ class FitResult:
     epoch_losses: list[float]
 
 
-def make_optimizer(name: str, parameters: Iterable[torch.nn.Parameter], lr: float):
+def make_optimizer(
+    name: str, parameters: Iterable[torch.nn.Parameter], lr: float, weight_decay: float = 0.0
+):
+    """weight_decay is torch's own: an L2 term added to the gradient (for Adam too, so before
+    Adam's scaling: classic Adam, not AdamW's decoupled decay); 0 is torch's default."""
     if name == "adam":
-        return torch.optim.Adam(parameters, lr=lr)
-    return torch.optim.SGD(parameters, lr=lr)
+        return torch.optim.Adam(parameters, lr=lr, weight_decay=weight_decay)
+    return torch.optim.SGD(parameters, lr=lr, weight_decay=weight_decay)
 
 
 def train_epoch(
@@ -63,6 +69,7 @@ def fit(
     on_epoch: EpochCallback | None = None,
     before_epoch: Callable[[int], None] | None = None,
     reduce_loss: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    stop: StopCallback | None = None,
 ) -> FitResult:
     step, epoch_losses, last = 0, [], float("nan")
     for epoch in range(epochs):
@@ -75,6 +82,8 @@ def fit(
         last = losses[-1] if losses else last
         if on_epoch:
             on_epoch(epoch, epoch_loss)
+        if stop is not None and stop(epoch):
+            break
     return FitResult(steps=step, last_loss=last, epoch_losses=epoch_losses)
 
 

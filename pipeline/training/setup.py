@@ -32,6 +32,7 @@ def architecture(params: Params, train_split: Split) -> Architecture:
         features=train_split.feature_names,
         classes=train_split.classes,
         standardize=train_split.standardize,
+        dropout=params.model.dropout,
     )
 
 
@@ -47,7 +48,7 @@ class Fitting:
     runtime: object
     epochs: int
 
-    def run(self, *, on_batch=None, on_epoch=None) -> FitResult:
+    def run(self, *, on_batch=None, on_epoch=None, stop=None) -> FitResult:
         return fit(
             self.model,
             self.loader,
@@ -58,6 +59,7 @@ class Fitting:
             on_epoch=on_epoch,
             before_epoch=lambda epoch: self.runtime.start_epoch(self.sampler, epoch),
             reduce_loss=self.runtime.reduce_loss,
+            stop=stop,
         )
 
 
@@ -71,7 +73,7 @@ def prepare(*, params: Params, train_split: Split, val_split: Split, runtime) ->
     if model.standardize is not None:  # the training rows' statistics only
         model.standardize.fit(torch.from_numpy(train_split.features))
     model = runtime.wrap(model.to(runtime.device))
-    optimizer = make_optimizer(cfg.optimizer, model.parameters(), cfg.lr)
+    optimizer = make_optimizer(cfg.optimizer, model.parameters(), cfg.lr, cfg.weight_decay)
     sampler = runtime.sampler(train_split, cfg.shuffle, params.seed, cfg.drop_last)
     loader = make_loader(
         train_split, cfg.batch_size, cfg.shuffle, cfg.drop_last, cfg.num_workers, sampler

@@ -19,6 +19,7 @@ from pipeline.reports import plots
 from pipeline.runtime import distributed
 from pipeline.runtime.threads import leave_a_core
 from pipeline.tracking.runs import NullTracker, resume_run, run_status, start_run
+from pipeline.training.early_stopping import EarlyStopping
 from pipeline.training.loop import evaluate_loss_accuracy
 from pipeline.training.progress import Progress
 from pipeline.training.setup import prepare, validation_loader
@@ -58,7 +59,10 @@ def _train(runtime, params, data_dir, checkpoint_path, metrics_path, plots_dir) 
     with run_status(tracker):
         # Rank 0 alone prints, validates and records; the other ranks only train.
         progress = Progress(cfg.epochs, len(loader)) if runtime.is_main else None
-        epoch_end = EpochEnd(tracker, runtime.unwrap(model), val_split, runtime.device, progress)
+        stopper = EarlyStopping(cfg.early_stopping) if cfg.early_stopping else None
+        epoch_end = EpochEnd(
+            tracker, runtime.unwrap(model), val_split, runtime.device, progress, stopper
+        )
 
         def on_batch(step: int, loss: float) -> None:
             history(step, loss)
@@ -67,6 +71,8 @@ def _train(runtime, params, data_dir, checkpoint_path, metrics_path, plots_dir) 
         result = fitting.run(
             on_batch=on_batch if runtime.is_main else None,
             on_epoch=epoch_end if runtime.is_main else None,
+            # Off (the default): no collective per epoch, the loop exactly as before.
+            stop=(lambda _: runtime.decided_by_main(stopper.should_stop)) if stopper else None,
         )
         if progress:
             progress.close()
@@ -80,6 +86,8 @@ def _train(runtime, params, data_dir, checkpoint_path, metrics_path, plots_dir) 
         }
         if runtime.is_main:
             model = runtime.unwrap(model)
+            if stopper:
+                summary.update(_keep_the_best(stopper, model, tracker))
             _write_outputs(model, arch, history, summary, checkpoint_path, metrics_path, plots_dir)
             tracker.log_artifact(plots_dir / "loss.png", "plots")
     return summary
@@ -121,6 +129,17 @@ def _open_run(runtime: distributed.Runtime, params: Params, tags: dict[str, str]
     return tracker
 
 
+def _keep_the_best(stopper: EarlyStopping, model, tracker) -> dict:
+    """The best epoch's weights back into `model` (they are the checkpoint), and what to record:
+    best_epoch, epochs_trained, and that epoch's val_loss/val_accuracy (the checkpoint's)."""
+    stopper.restore(model)
+    figures = {**stopper.summary(), **stopper.best_figures}
+    for key in ("best_epoch", "epochs_trained"):
+        if key in figures:
+            tracker.log_metric(key, figures[key])
+    return figures
+
+
 class LossHistory:
     """Every `log_every`-th batch loss: kept for the loss plot and sent to the tracker."""
 
@@ -138,10 +157,12 @@ class LossHistory:
 
 
 class EpochEnd:
-    """Per epoch: `epoch_loss`, and `val_loss`/`val_accuracy` when there is a validation split."""
+    """Per epoch: `epoch_loss`, and `val_loss`/`val_accuracy` when there is a validation split
+    (which early stopping, when on, watches)."""
 
-    def __init__(self, tracker, model, val_split: Split, device, progress: Progress | None):
+    def __init__(self, tracker, model, val_split: Split, device, progress, stopper=None):
         self.tracker, self.model, self.device, self.progress = tracker, model, device, progress
+        self.stopper: EarlyStopping | None = stopper
         self.val_loader = validation_loader(val_split)
         self.last_validation: dict[str, float] = {}
 
@@ -153,8 +174,14 @@ class EpochEnd:
         self.tracker.log_metric("val_loss", val_loss, step=epoch)
         self.tracker.log_metric("val_accuracy", val_accuracy, step=epoch)
         self.last_validation = {"val_loss": val_loss, "val_accuracy": val_accuracy}
+        note = f"epoch {epoch + 1}: val_loss {val_loss:.4f} val_acc {val_accuracy:.4f}"
+        if self.stopper:
+            self.stopper.update(epoch, val_loss, self.model, val_accuracy=val_accuracy)
+            if self.stopper.should_stop:
+                best = self.stopper.summary().get("best_epoch", "none")
+                note += f"; early stopping: no better val_loss for {self.stopper.patience} epochs"
+                note += f", the checkpoint is epoch {best}'s"
         if self.progress:
-            note = f"epoch {epoch + 1}: val_loss {val_loss:.4f} val_acc {val_accuracy:.4f}"
             self.progress.note(note)
 
 
