@@ -887,7 +887,7 @@ def test_dvc_repro_refuses_bad_params_before_any_stage_writes(project):
 # Untrusted models and safe defaults (issue 6 §5).
 def calls_in_pipeline() -> list[tuple[str, ast.Call]]:
     found = []
-    for path in sorted((ROOT / "pipeline").glob("*.py")):
+    for path in sorted((ROOT / "pipeline").rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Call):
                 found.append((f"{path.name}:{node.lineno} {ast.unparse(node.func)}", node))

@@ -8,7 +8,8 @@ import stat
 
 import pytest
 
-from pipeline.process.files import _interruptions_held, all_or_nothing, atomic_path, write_text
+from pipeline.process.files import all_or_nothing, atomic_path, write_text
+from pipeline.process.signals import held as _interruptions_held
 
 
 def test_a_failed_write_keeps_the_previous_file(tmp_path):

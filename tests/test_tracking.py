@@ -11,6 +11,7 @@ from tracking_helpers import free_port, points
 
 from pipeline import tracking
 from pipeline.process.errors import InputError
+from pipeline.tracking.destination import destination
 
 
 @pytest.fixture
@@ -28,7 +29,7 @@ def test_default_destination_is_the_original_repository(tmp_path, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
     monkeypatch.setenv("DVC_ROOT", str(tmp_path))
-    dest = tracking.destination()
+    dest = destination()
     assert dest.tracking_uri == f"sqlite:///{tmp_path.resolve()}/mlflow.db"
     assert dest.artifact_location == (tmp_path.resolve() / "mlartifacts").as_uri()
     assert dest.experiment_name == "mlp-pipeline"
@@ -37,7 +38,7 @@ def test_default_destination_is_the_original_repository(tmp_path, monkeypatch):
 def test_an_explicit_uri_keeps_the_servers_artifact_store(monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5999")
     monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "team")
-    assert tracking.destination() == tracking.Destination("http://127.0.0.1:5999", "team", None)
+    assert destination() == tracking.Destination("http://127.0.0.1:5999", "team", None)
 
 
 def test_every_batch_loss_arrives_in_step_order(store, tmp_path):

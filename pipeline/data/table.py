@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.config.rules import split_counts
 from pipeline.config.schema import DataParams
 from pipeline.data.splits import Split
 from pipeline.data.synthetic import split_indices
-from pipeline.process.errors import InputError
+from pipeline.data.table_checks import check_sizes, classes_of, too_small
+from pipeline.process.errors import InputError, first_line
 
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 UNSUPPORTED = "categorical features and missing values are not supported"
@@ -33,14 +33,14 @@ def table_splits(data: DataParams, seed: int) -> dict[str, Split]:
         digest = pool.submit(_sha256, path) if path.is_file() else None
         make_rows, labels, names = read_table(path, target=data.target, features=data.features)
         rows = pool.submit(make_rows)
-        codes, classes = _classes(path, data.target, labels)
-        _check_sizes(path, data, codes, classes)
+        codes, classes = classes_of(path, data.target, labels)
+        check_sizes(path, data, codes, classes)
         try:
             indices = split_indices(
                 codes, test_size=data.test_size, val_size=data.val_size, seed=seed
             )
         except ValueError:  # scikit-learn: a class too small to stratify the val split too
-            raise _too_small(path, data, codes, classes) from None
+            raise too_small(path, data, codes, classes) from None
         x = rows.result()
         check_finite(path, FORMATS[path.suffix.lower()], x, names)
         meaning = {
@@ -133,7 +133,7 @@ def _csv_columns(path: Path, header: list[str], names: tuple[str, ...], target: 
     try:
         table = pacsv.read_csv(path, convert_options=options)
     except pa.ArrowInvalid as exc:
-        message = _first_line(exc)
+        message = first_line(exc, limit=200)
         if "UTF8" in message:
             raise InputError(
                 f"{path}: not UTF-8 CSV text; expected a CSV with a header row"
@@ -174,7 +174,7 @@ def _parquet_columns(path: Path) -> list[str]:
         return list(pq.read_schema(path).names)
     except Exception as exc:  # pyarrow raises several kinds for bytes that are not Parquet
         raise InputError(
-            f"{path}: unreadable ({_first_line(exc)}); expected a Parquet file"
+            f"{path}: unreadable ({first_line(exc, limit=200)}); expected a Parquet file"
         ) from None
 
 
@@ -214,7 +214,7 @@ def read_csv(path: Path, header: list[str], numeric: tuple[str, ...]):
             return pd.read_csv(path, dtype=dtypes, index_col=False)
     except (pd.errors.ParserError, pd.errors.ParserWarning) as exc:
         raise InputError(
-            f"{path}: not well-formed CSV ({_first_line(exc)}); expected the header's "
+            f"{path}: not well-formed CSV ({first_line(exc, limit=200)}); expected the header's "
             f"{len(header)} fields on every line"
         ) from None
     except ValueError:  # a numeric cell that is not a number
@@ -242,7 +242,7 @@ def _read_parquet(path: Path, names: tuple[str, ...], target: str):
         frame = pd.read_parquet(path, columns=[*names, target])
     except Exception as exc:
         raise InputError(
-            f"{path}: unreadable ({_first_line(exc)}); expected a Parquet file"
+            f"{path}: unreadable ({first_line(exc, limit=200)}); expected a Parquet file"
         ) from None
     for name in names:
         if frame[name].dtype.kind not in "biuf":
@@ -272,71 +272,6 @@ def check_finite(path: Path, kind: str, x: np.ndarray, names: tuple[str, ...]) -
     )
 
 
-def _classes(path: Path, target: str, labels) -> tuple[np.ndarray, tuple]:
-    """Label indices and the sorted distinct labels: whole numbers if every label is one, else
-    strings. Decimal labels would be a regression target, which is not supported.
-
-    The distinct values are found first (hashing), and only those few are parsed and sorted.
-    """
-    import pandas as pd
-
-    codes, distinct = pd.factorize(labels)
-    if (codes < 0).any():  # factorize marks a missing value -1
-        row = int((codes < 0).argmax())
-        raise InputError(
-            f"{path}: row {row + 1}, target column {target!r} is empty; expected a class label "
-            "in every row"
-        )
-    values = pd.Series(np.asarray(distinct))  # categories (CSV) as their plain values
-    if values.dtype.kind not in "iuf":  # text (CSV) or strings/booleans (Parquet)
-        numbers = pd.to_numeric(values, errors="coerce")
-        values = numbers if numbers.notna().all() else values.astype(str)
-    if values.dtype.kind == "b":  # true/false from Parquet: names, as in a CSV
-        values = values.astype(str)
-    if values.dtype.kind == "f":
-        fractional = (values != values.round()).to_numpy()
-        if fractional.any():
-            row = int((codes == fractional.argmax()).argmax())
-            raise InputError(
-                f"{path}: target column {target!r} holds {labels.iloc[row]!r} (row {row + 1}); "
-                "expected class labels (whole numbers or names): regression is not supported"
-            )
-        values = values.astype(np.int64)
-    # Distinct texts may be one number ("7" and "07"): factorized again, sorted.
-    merged, classes = pd.factorize(values, sort=True)
-    return merged[codes], tuple(classes.tolist())  # Python ints or strs, as JSON has them
-
-
-def _check_sizes(path: Path, data: DataParams, codes: np.ndarray, classes: tuple) -> None:
-    if len(classes) < 2:
-        raise InputError(
-            f"{path}: target column {data.target!r} holds one class ({classes[0]!r}); expected "
-            "at least 2 classes"
-        )
-    counts = np.bincount(codes, minlength=len(classes))
-    if counts.min() < 2:
-        raise _too_small(path, data, codes, classes)
-    sizes = split_counts(len(codes), test_size=data.test_size, val_size=data.val_size)
-    for split in ("test", "val", "train") if data.val_size else ("test", "train"):
-        if (size := sizes[split]) < len(classes):
-            raise InputError(
-                f"{path}: {len(codes)} rows give the {split} split {size} rows "
-                f"(data.test_size {data.test_size}, data.val_size {data.val_size}), fewer than the "
-                f"{len(classes)} classes; expected more rows or larger shares"
-            )
-
-
-def _too_small(path: Path, data: DataParams, codes: np.ndarray, classes: tuple) -> InputError:
-    counts = np.bincount(codes, minlength=len(classes))
-    smallest = int(counts.argmin())
-    return InputError(
-        f"{path}: class {classes[smallest]!r} of column {data.target!r} has {counts[smallest]} "
-        f"row(s), too few to stratify the splits (data.test_size {data.test_size}, "
-        f"data.val_size {data.val_size}); expected at least 2 rows of each class in every split "
-        "that is divided"
-    )
-
-
 def _sha256(path: Path) -> str:
     with open(path, "rb") as handle:
         return hashlib.file_digest(handle, "sha256").hexdigest()
@@ -348,7 +283,3 @@ def _is_number(text: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _first_line(exc: Exception) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
