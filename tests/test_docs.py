@@ -531,7 +531,10 @@ def test_yaml_blocks_name_existing_keys(block):
     "block", [b for b in BLOCKS if b.language == "python"], ids=lambda b: f"{b.page.name}:{b.line}"
 )
 def test_python_blocks_compile(block):
-    compile(block.text, f"{block.page}:{block.line}", "exec")
+    try:
+        compile(block.text, f"{block.page}:{block.line}", "exec")
+    except SyntaxError as exc:
+        pytest.fail(f"{block.page.name}:{block.line}: not valid Python ({exc.msg})")
 
 
 # --- what the prose names ------------------------------------------------------------------------
