@@ -51,7 +51,7 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff format --check .
 
 test: lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --durations=15
 
 ui: $(VENV)/.installed
 	@echo "Runs: $$($(UI_LINK) $(UI_LINK_OR_HOME))"

@@ -8,7 +8,7 @@ and 256. Three ways to feed the same training step:
 Bare and pipeline alternate and the median of their per-pair ratios is reported, because the
 machine is shared.
 
-    python benchmarks/data_path.py [--repeats 5]
+    python benchmarks/data_path.py [--repeats 5] [--quick]
 
 The last line is `ratio=<pipeline/bare samples per CPU second, the lower of the two batch
 sizes>`; the wall-clock ratio is printed above it.
@@ -105,15 +105,29 @@ def through_engine(loader, batch_size: int, epochs: int) -> tuple[float, float]:
     return clock.rates(steps * batch_size)
 
 
-def main() -> None:
+# --quick: a smoke run of every code path in seconds (the test suite runs it so that an import
+# or an argument break fails `make test`); its figures mean nothing.
+QUICK_SAMPLES = 2_500
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--epochs", type=int, default=3, help="epochs per measurement")
     parser.add_argument("--threads", type=int, default=1, help=THREADS_HELP)
-    args = parser.parse_args()
+    parser.add_argument("--quick", action="store_true", help="2,000 samples, 2 pairs, 1 epoch")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.repeats, args.epochs = 2, 1
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    split = generate(build({"data": DATA}).data, seed=123)["train"]
+    data = {**DATA, "n_samples": QUICK_SAMPLES} if args.quick else DATA
+    split = generate(build({"data": data}).data, seed=123)["train"]
     features, labels = torch.from_numpy(split.features), torch.from_numpy(split.labels)
     print(
         f"{len(split)} samples, torch threads {torch.get_num_threads()},"

@@ -8,7 +8,7 @@ spool, then the run is marked FINISHED). Opening the run is timed apart. Tracked
 shared; MLflow's naive per-step `mlflow.log_metric` is timed beside them. Every tracked run is
 read back: 3,125 points in step order, equal to the losses computed.
 
-    python benchmarks/tracking.py [--repeats 5] [--naive-repeats 1]
+    python benchmarks/tracking.py [--repeats 5] [--naive-repeats 1] [--quick]
 
 The last line is `ratio=<median of tracked/untracked over the pairs>`.
 """
@@ -38,9 +38,11 @@ from pipeline.training.work import LossHistory
 
 # 25,000 samples, a fifth held out for test, no validation split: 20,000 training samples.
 DATA = {"n_samples": 25_000, "n_features": 50, "n_classes": 3, "test_size": 0.2, "val_size": 0.0}
-PARAMS = build(
-    {"data": DATA, "train": {"epochs": 5, "batch_size": 32, "log_every": 1, "device": "cpu"}}
-)
+TRAIN = {"epochs": 5, "batch_size": 32, "log_every": 1, "device": "cpu"}
+PARAMS = build({"data": DATA, "train": TRAIN})
+# --quick: a smoke run of every code path in seconds (the test suite runs it so that an import
+# or an argument break fails `make test`); its figures mean nothing.
+QUICK_PARAMS = build({"data": {**DATA, "n_samples": 1_000}, "train": TRAIN})
 
 # On the shared 2-core machine torch's default of one intra-op thread per core makes this small
 # MLP's training itself 10-30x slower and erratic whenever other processes run (OpenMP threads
@@ -110,7 +112,7 @@ def naive(split, epochs: int) -> float:
     return seconds + time.perf_counter() - start  # end_run is part of its final flush
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--naive-repeats", type=int, default=1)
@@ -122,7 +124,18 @@ def main() -> None:
         "same share of the untracked time",
     )
     parser.add_argument("--threads", type=int, default=1, help=THREADS_HELP)
-    args = parser.parse_args()
+    parser.add_argument("--quick", action="store_true", help="800 samples, 1 pair, 1 naive epoch")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.repeats, args.naive_repeats, args.naive_epochs = 1, 1, 1
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    global PARAMS  # the workload every function below trains on
+    args = parse_args(argv)
+    if args.quick:
+        PARAMS = QUICK_PARAMS
     if args.threads:
         torch.set_num_threads(args.threads)
     else:
@@ -137,8 +150,9 @@ def main() -> None:
     batches = PARAMS.train.epochs * (len(split) // PARAMS.train.batch_size)
     print(f"workload: {len(split)} samples, batch 32, 5 epochs = {batches} batches, log_every 1")
     print(f"torch threads: {torch.get_num_threads()}, cpus: {os.cpu_count()}, store: {workdir}")
-    tracked(split, [])  # warm-up: imports, store creation, caches
-    untracked(split)
+    if not args.quick:  # the smoke run's figures mean nothing: no warm-up
+        tracked(split, [])  # warm-up: imports, store creation, caches
+        untracked(split)
     plain, spooled, opening = [], [], []
     for repeat in range(args.repeats):
         # Alternate the order so that a drift in the machine's load hits both alike.

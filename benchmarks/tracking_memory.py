@@ -5,7 +5,7 @@ store, and the run is ended (the agent drains the spool). Reports the trainer's 
 logging (tracemalloc peak, resident set growth), the agent process's peak resident set, the
 spool file's size and the time to deliver; then the same for 10,000 batches.
 
-    python benchmarks/tracking_memory.py [--batches 1000000]
+    python benchmarks/tracking_memory.py [--batches 1000000] [--quick]
 
 The last line is `ratio=<agent's peak RSS at --batches / at 10,000 batches>` (about 1 when
 memory is bounded). The points are counted with a read-only query on the SQLite file.
@@ -96,13 +96,22 @@ def report(batches: int, figures: dict) -> None:
     assert count == distinct == batches and first == 0 and last == batches - 1, "points lost"
 
 
-def main() -> None:
+SMALL = 10_000
+# --quick: a smoke run in seconds (the test suite runs it so that a break fails `make test`).
+QUICK = {"small": 1_000, "batches": 2_000}
+
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", type=int, default=1_000_000)
-    args = parser.parse_args()
+    parser.add_argument("--quick", action="store_true", help="1,000 and 2,000 batches")
+    args = parser.parse_args(argv)
+    small_batches = QUICK["small"] if args.quick else SMALL
+    if args.quick:
+        args.batches = QUICK["batches"]
     workdir = Path(tempfile.mkdtemp(prefix="bench-memory-"))
-    small = measure(10_000, workdir)
-    report(10_000, small)
+    small = measure(small_batches, workdir)
+    report(small_batches, small)
     large = measure(args.batches, workdir)
     report(args.batches, large)
     print(f"ratio={large['agent_peak_rss_mib'] / small['agent_peak_rss_mib']:.3f}")
