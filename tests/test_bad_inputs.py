@@ -1,6 +1,7 @@
 """The battery of bad inputs (issue 6 §1-§2), run against the real stages as a user runs them.
 
-Each row breaks one input of an otherwise valid workspace, runs one stage as a subprocess and
+Each row breaks one input of an otherwise valid workspace, runs one stage as a process of its
+own (forked from a zygote that imported the libraries once: tests/forked_commands.py) and
 expects: exit code 2, exactly one line on stderr naming the file, the value and what was
 expected, no traceback, and no file written, changed or deleted (not even an MLflow store).
 Adding a case is adding a row to BAD_PARAMS, BAD_FILES or BAD_STORES.
@@ -27,6 +28,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from forked_commands import CommandForker
 from helpers import (
     PIPELINE_OUTPUTS,
     ROOT,
@@ -622,13 +624,13 @@ def table_id(row) -> str:
 
 
 @pytest.mark.parametrize("row", BAD_TABLES, ids=[table_id(row) for row in BAD_TABLES])
-def test_bad_tables_are_refused_with_one_line(workspace, row):
+def test_bad_tables_are_refused_with_one_line(forker, workspace, row):
     edits, name, writes, *fragments = row
     (workspace / "data/raw").mkdir(parents=True, exist_ok=True)
     if name:
         writes(workspace / "data/raw" / name)
     (workspace / "params.yaml").write_text(params_text({**TABLE, **edits}))
-    assert_refused(workspace, "generate", tuple(fragments))
+    assert_refused(forker, workspace, "generate", tuple(fragments))
 
 
 def test_the_valid_table_passes(workspace):
@@ -708,7 +710,16 @@ def snapshot(directory: Path) -> dict[str, bytes]:
     }
 
 
+@pytest.fixture(scope="module")
+def forker(tmp_path_factory) -> CommandForker:
+    """The stages as forked processes: each row pays its stage's work, not Python's start-up."""
+    forker = CommandForker(tmp_path_factory.mktemp("forker"))
+    yield forker
+    forker.close()
+
+
 def assert_refused(
+    forker: CommandForker,
     workspace: Path,
     stage: str,
     fragments: tuple[str, ...],
@@ -716,14 +727,8 @@ def assert_refused(
     env: dict | None = None,
 ) -> None:
     before = snapshot(workspace)
-    done = subprocess.run(
-        stage_command(stage, args),
-        cwd=workspace,
-        env=env or stage_env(workspace),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    _, _, module, *arguments = stage_command(stage, args)
+    done = forker.run(module, arguments, workspace, env or stage_env(workspace))
     assert "Traceback" not in done.stderr, done.stderr
     assert done.returncode == 2, done.stderr
     lines = done.stderr.splitlines()
@@ -743,11 +748,11 @@ def params_id(row) -> str:
 
 
 @pytest.mark.parametrize("row", BAD_PARAMS, ids=[params_id(row) for row in BAD_PARAMS])
-def test_bad_params_are_refused_with_one_line(workspace, row):
+def test_bad_params_are_refused_with_one_line(forker, workspace, row):
     stage, edits, fragment = row
     text = params_text(edits) if isinstance(edits, dict) else edits
     (workspace / "params.yaml").write_text(text)
-    assert_refused(workspace, stage, (fragment,))
+    assert_refused(forker, workspace, stage, (fragment,))
 
 
 @pytest.mark.parametrize(
@@ -755,10 +760,10 @@ def test_bad_params_are_refused_with_one_line(workspace, row):
     BAD_FILES,
     ids=[f"{row[0]}:{row[1]}:{row[3][:50]}" for row in BAD_FILES],
 )
-def test_bad_files_are_refused_with_one_line(workspace, row):
+def test_bad_files_are_refused_with_one_line(forker, workspace, row):
     stage, name, breaks, *fragments = row
     breaks(workspace / name)
-    assert_refused(workspace, stage, tuple(fragments))
+    assert_refused(forker, workspace, stage, tuple(fragments))
 
 
 @pytest.fixture(scope="module")
@@ -772,25 +777,25 @@ def mlflow_store(tmp_path_factory) -> bytes:
 @pytest.mark.parametrize(
     "row", BAD_STORES, ids=[f"{row[0]!r}:{row[-1][:40]}" for row in BAD_STORES]
 )
-def test_bad_tracking_stores_are_refused_with_one_line(workspace, mlflow_store, row):
+def test_bad_tracking_stores_are_refused_with_one_line(forker, workspace, mlflow_store, row):
     uri, prepare, *fragments = row
     if prepare is not None:
         prepare(workspace / "mlflow.db", mlflow_store)
     env = clean_env(PYTHONPATH=str(ROOT))  # no MLFLOW_TRACKING_URI: the embedded store
     if uri is not None:
         env["MLFLOW_TRACKING_URI"] = uri
-    assert_refused(workspace, "train", tuple(fragments), env=env)
+    assert_refused(forker, workspace, "train", tuple(fragments), env=env)
 
 
-def test_predict_from_a_registry_without_a_store_creates_none(workspace):
+def test_predict_from_a_registry_without_a_store_creates_none(forker, workspace):
     args = "--model models:/mlp-pipeline@champion --input points.csv"
     fragment = "mlflow.db: no MLflow store there; expected a store holding the registry"
-    assert_refused(workspace, "predict", (fragment,), args)
+    assert_refused(forker, workspace, "predict", (fragment,), args)
 
 
-def test_params_missing_altogether(workspace):
+def test_params_missing_altogether(forker, workspace):
     (workspace / "params.yaml").unlink()
-    assert_refused(workspace, "validate", ("params.yaml: file not found",))
+    assert_refused(forker, workspace, "validate", ("params.yaml: file not found",))
 
 
 def test_the_battery_is_sound(valid_workspace):
@@ -827,10 +832,12 @@ BAD_TUNE_ARGS = [
 
 
 @pytest.mark.parametrize("args, fragment", BAD_TUNE_ARGS)
-def test_bad_tune_arguments_are_refused_with_one_line(workspace, args, fragment, monkeypatch):
+def test_bad_tune_arguments_are_refused_with_one_line(
+    forker, workspace, args, fragment, monkeypatch
+):
     fixed = "--params params.yaml --data data --space tune.yaml"
     monkeypatch.setitem(STAGES, "tune", f"{fixed} {args}")
-    assert_refused(workspace, "tune", (fragment,))
+    assert_refused(forker, workspace, "tune", (fragment,))
 
 
 def test_a_bare_exponent_is_a_number(workspace):
