@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.config.schema import DataParams
+from pipeline.data.table_read import is_number
 from pipeline.model.encoding import (
     Categories,
     NumberColumn,
@@ -26,6 +27,8 @@ from pipeline.process.errors import InputError
 # (a name, an id, R's row names) rather than describing them; checked from this many cells on.
 IDENTIFIER_SHARE = 0.9
 IDENTIFIER_MIN_CELLS = 10
+# A text column whose cells are numbers but for a few is a number column with a typo in it.
+NUMBERS_SHARE = 0.9
 
 
 def raw_columns(path: Path, table, names: tuple[str, ...], data: DataParams) -> dict:
@@ -86,6 +89,7 @@ def _merged(codes: np.ndarray, values: list) -> Categories:
 def check_categories(path: Path, name: str, column: Categories, max_categories: int) -> None:
     filled = int((column.codes >= 0).sum())
     distinct = len(column.labels)
+    _check_mostly_numbers(path, name, column, filled)
     if filled >= IDENTIFIER_MIN_CELLS and distinct >= IDENTIFIER_SHARE * filled:
         raise InputError(
             f"{path}: column {name!r} looks like an identifier ({distinct} distinct values in "
@@ -100,13 +104,32 @@ def check_categories(path: Path, name: str, column: Categories, max_categories: 
         )
 
 
+def _check_mostly_numbers(path: Path, name: str, column: Categories, filled: int) -> None:
+    """Refuse, naming the cell, a column of numbers that holds a few cells of text."""
+    numeric = np.array([is_number(label) for label in column.labels] + [False])
+    cells_of = np.bincount(column.codes[column.codes >= 0], minlength=len(column.labels))
+    numbers = int(cells_of[numeric[:-1]].sum())
+    if numbers == filled or numbers < NUMBERS_SHARE * filled:
+        return
+    row = int((~numeric[column.codes] & (column.codes >= 0)).argmax())
+    raise InputError(
+        f"{path}: column {name!r} is not numeric: {_where(path, row)} holds "
+        f"{column.labels[column.codes[row]]!r}; expected numbers in every cell of a number "
+        "column (blank for a missing one), or text throughout"
+    )
+
+
+def _where(path: Path, row: int) -> str:
+    return f"row {row + 1} (line {row + 2})" if path.suffix.lower() == ".csv" else f"row {row + 1}"
+
+
 def _check_finite(path: Path, name: str, values: np.ndarray) -> None:
     infinite = np.isinf(values)
     if infinite.any():
         row = int(infinite.argmax())
         raise InputError(
-            f"{path}: row {row + 1}, column {name!r} is infinite; expected a number or an empty "
-            "cell"
+            f"{path}: {_where(path, row)}, column {name!r} is infinite; expected a number or an "
+            "empty cell"
         )
 
 

@@ -78,6 +78,8 @@ def log_model(state_path: Path, example_rows):
     model, arch = checkpoint.load(state_path)
     example = example_frame(arch, example_rows)
     signature = infer_signature(example, answer(model, arch, example))
+    if arch.encoding:  # the raw columns with their types, any cell of them may be blank
+        signature.inputs = _raw_schema(arch.encoding)
     with tempfile.TemporaryDirectory() as scratch:
         # MLflow copies artifacts by their file names: model.pth and model.json, side by side.
         state = Path(shutil.copy(state_path, scratch))
@@ -92,6 +94,14 @@ def log_model(state_path: Path, example_rows):
             # subprocess) and its warning about the "+cpu" local version label.
             pip_requirements=_requirements(),
         )
+
+
+def _raw_schema(encoding):
+    from mlflow.types import ColSpec, Schema
+
+    return Schema(
+        [ColSpec(column["type"], column["name"], required=False) for column in encoding.schema()]
+    )
 
 
 def _requirements() -> list[str]:
