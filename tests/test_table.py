@@ -22,7 +22,7 @@ from pipeline.data.splits import load_split
 from pipeline.data.synthetic import split_rows
 from pipeline.data.table import table_splits
 from pipeline.model import checkpoint
-from pipeline.model.network import Architecture, build_model
+from pipeline.model.network import Architecture
 from pipeline.stages import generate, train
 
 CULTIVARS = {0: "barolo", 1: "grignolino", 2: "barbera"}
