@@ -44,7 +44,8 @@ def test_the_quick_benchmark_prints_both_accuracies_for_every_table():
 # package ships it (text, blank cells, rows without a target), train fits the README's table
 # settings; scikit-learn's LogisticRegression on the usual preprocessing of the same split is
 # the baseline, computed here.
-RAW_TABLES = ("penguins", "cars", "chile", "slid")
+# SLID (7,425 rows) is left to the benchmark: its training alone takes minutes.
+RAW_TABLES = ("penguins", "cars", "chile", "titanic")
 SEED = 0
 
 
@@ -64,6 +65,7 @@ def pipeline_accuracy(bench, name: str, folder: Path) -> tuple[float, np.ndarray
     (folder / "data/raw").mkdir(parents=True)
     reader().to_csv(folder / f"data/raw/{name}.csv", index=False)
     data = {"data.kind": "table", "data.path": f"data/raw/{name}.csv", "data.target": target}
+    data["data.standardize"] = None  # as params.yaml has it: true for a table
     settings = {**bench.TABLE_SETTINGS, **data, "data.drop": drop, "seed": SEED}
     params = with_values(Params(), settings, source="test")
     generate.run(data=params.data, seed=params.seed, out_dir=folder / "data")
