@@ -33,6 +33,7 @@ def table_splits(data: DataParams, seed: int) -> dict[str, Split]:
         codes, classes = classes_of(path, data.target, labels)
         raw = raw_columns(path, table, names, data)  # every column checked before the split
         del table, labels  # the raw arrays hold what is needed: the file's copy can go
+        _release_arrow_memory()  # back to the system, for the encoded splits
         check_sizes(path, data, codes, classes)
         try:
             indices = split_indices(
@@ -71,6 +72,12 @@ def _rows_with_target(table, target: str):
         return table, 0
     kept = table.filter(pc.is_valid(labels))
     return kept, table.num_rows - kept.num_rows
+
+
+def _release_arrow_memory() -> None:
+    import pyarrow as pa
+
+    pa.default_memory_pool().release_unused()
 
 
 def _sha256(path: Path) -> str:
