@@ -39,17 +39,23 @@ def raw_columns(path: Path, table, names: tuple[str, ...], data: DataParams) -> 
     for name in names:
         column = table.column(name)
         if pa.types.is_null(column.type) or column.null_count == len(column):
-            raise InputError(
-                f"{path}: column {name!r} has no value at all; expected some values (leave it "
-                "out with data.drop)"
-            )
+            raise _no_value(path, name)
         if _is_number(column.type):
             raw[name] = Numbers(_numbers(column))
+            if np.isnan(raw[name].values).all():  # NaN throughout (Parquet floats)
+                raise _no_value(path, name)
             _check_finite(path, name, raw[name].values)
         else:
             raw[name] = _categories(column)
             check_categories(path, name, raw[name], data.max_categories)
     return raw
+
+
+def _no_value(path: Path, name: str) -> InputError:
+    return InputError(
+        f"{path}: column {name!r} has no value at all; expected some values (leave it out with "
+        "data.drop)"
+    )
 
 
 def _is_number(kind) -> bool:
