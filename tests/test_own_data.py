@@ -13,7 +13,6 @@ import json
 
 import mlflow
 import numpy as np
-import pandas as pd
 import pytest
 from helpers import ROOT, clean_env, commit_all, run, write_params
 from sklearn import datasets
@@ -102,7 +101,8 @@ def latest_run(repo):
 def predict_by_name(repo) -> list[str]:
     """The test rows in another column order with one extra column, through pipeline.predict."""
     test = load_split(repo / "data/test.npz")
-    frame = pd.DataFrame(test.features, columns=test.feature_names).iloc[:, ::-1]
+    # The rows as the table had them (the split holds them encoded: standardized).
+    frame = test.encoding.decode(test.features).iloc[:, ::-1]
     frame.insert(1, "note", "new")
     frame.to_csv(repo / "new_wines.csv", index=False)
     done = run(
@@ -190,7 +190,7 @@ def test_wine_by_name_with_lineage_through_dvc_and_mlflow(project):
     ours = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
     assert ours == [
         "error: data/raw/wine.csv: column 'alcohol' is not numeric: row 4 (line 5) holds 'n/a?'; "
-        "expected numbers in every feature column (categorical features and missing values are "
-        "not supported; leave the column out with data.features)"
+        "expected numbers in every cell of a number column (blank for a missing one), or text "
+        "throughout"
     ]
     assert "Running stage 'train'" not in done.stdout

@@ -1,4 +1,5 @@
-"""A user's table: formats, classes, standardization inside the module (issue 10 §1-§2).
+"""A user's table: formats, classes, standardization (issue 10 §1-§2; issue 17: by the table's
+encoding, fitted on the training split, not by the module).
 
 References: the table itself as pandas reads it, and scikit-learn's StandardScaler fitted on
 the same training rows. The stages run in-process with tracking off.
@@ -21,7 +22,7 @@ from pipeline.data.splits import load_split
 from pipeline.data.synthetic import split_rows
 from pipeline.data.table import table_splits
 from pipeline.model import checkpoint
-from pipeline.model.network import Architecture, build_model
+from pipeline.model.network import Architecture
 from pipeline.stages import generate, train
 
 CULTIVARS = {0: "barolo", 1: "grignolino", 2: "barbera"}
@@ -57,18 +58,17 @@ def test_a_table_becomes_splits_of_its_rows_with_names_and_sorted_classes(worksp
     assert {len(s) for s in splits.values()} != {0}
     assert sum(len(s) for s in splits.values()) == len(frame)
     for split in splits.values():
-        assert split.feature_names == names and split.standardize
+        # Standardized by the encoding (no missing cell: no indicator), not by the module.
+        assert split.feature_names == names and not split.standardize
+        assert split.encoding.raw_columns == names
         assert split.source == f"data/raw/wine{suffix}"
-    # Every split row is a row of the table with its own label (float32 as read).
-    table_rows = {
-        tuple(row): label
-        for row, label in zip(
-            frame[list(names)].to_numpy(np.float32), frame["cultivar"], strict=True
-        )
-    }
+    # Every split row, its standardization undone, is a row of the table with its own label.
+    table_rows = frame[list(names)].to_numpy(np.float64)
     for split in splits.values():
-        for row, label in zip(split.features, split.labels, strict=True):
-            assert table_rows[tuple(row)] == split.classes[label]
+        raw = split.encoding.decode(split.features).to_numpy(np.float64)
+        for row, label in zip(raw, split.labels, strict=True):
+            near = np.isclose(table_rows, row, rtol=1e-5, atol=1e-5).all(axis=1)
+            assert near.any() and set(frame["cultivar"][near]) == {split.classes[label]}
 
 
 def test_features_are_exactly_the_named_columns_in_that_order(workspace):
@@ -77,9 +77,9 @@ def test_features_are_exactly_the_named_columns_in_that_order(workspace):
     split = table_splits(data, seed=3)["test"]
     frame = wine()
     assert split.feature_names == ("proline", "alcohol")
-    assert set(map(tuple, split.features)) <= set(
-        map(tuple, frame[["proline", "alcohol"]].to_numpy(np.float32))
-    )
+    wanted = frame[["proline", "alcohol"]].to_numpy(np.float64)
+    for row in split.encoding.decode(split.features).to_numpy(np.float64):
+        assert np.isclose(wanted, row, rtol=1e-5, atol=1e-5).all(axis=1).any()
 
 
 def test_whole_number_labels_stay_numbers_sorted_as_numbers(workspace):
@@ -110,47 +110,42 @@ def run_generate_and_train(workspace, frame: pd.DataFrame) -> torch.nn.Module:
     return checkpoint.load(workspace / "models/checkpoint.pth")[0]
 
 
+def train_statistics(model_json) -> tuple[np.ndarray, np.ndarray]:
+    columns = json.loads(model_json.read_text())["encoding"]["columns"]
+    return np.array([c["mean"] for c in columns]), np.array([c["scale"] for c in columns])
+
+
 def test_standardization_is_the_training_splits_alone_as_standard_scaler_has_it(workspace):
     frame = wine()
     frame["constant"] = 4.0  # its deviation is 0: the scale stays 1, no division by zero
     model = run_generate_and_train(workspace, frame)
-    rows = load_split(workspace / "data/train.npz").features
-    scaler = StandardScaler().fit(rows)
-    torch.testing.assert_close(
-        model.standardize.mean, torch.tensor(scaler.mean_, dtype=torch.float32)
+    assert model.standardize is None  # the encoding standardizes, in model.json
+    labels = pd.factorize(frame["cultivar"], sort=True)[0]
+    index = np.arange(len(frame))[:, None]
+    rows = split_rows(index, labels, test_size=0.2, val_size=0.1, seed=5)
+    train_rows = frame.drop(columns="cultivar").iloc[rows["train"][0][:, 0]]
+    scaler = StandardScaler().fit(train_rows)
+    mean, scale = train_statistics(workspace / "models/checkpoint.json")
+    np.testing.assert_allclose(mean, scaler.mean_, rtol=1e-12)
+    np.testing.assert_allclose(scale, scaler.scale_, rtol=1e-12)
+    assert scale[-1] == 1.0
+    np.testing.assert_allclose(
+        load_split(workspace / "data/train.npz").features,
+        scaler.transform(train_rows),
+        rtol=1e-5,
+        atol=1e-5,
     )
-    torch.testing.assert_close(
-        model.standardize.scale, torch.tensor(scaler.scale_, dtype=torch.float32)
-    )
-    assert model.standardize.scale[-1] == 1.0
-    features = torch.from_numpy(rows[:5])
-    assert torch.isfinite(model(features)).all()
-    # The plain state_dict carries the statistics: a fresh module loaded from it agrees.
-    arch = json.loads((workspace / "models/checkpoint.json").read_text())
-    again = build_model(Architecture.from_dict(arch))
-    again.load_state_dict(torch.load(workspace / "models/checkpoint.pth", weights_only=True))
-    torch.testing.assert_close(again(features), model(features))
 
     # Which rows go to validation and test depends on the labels and the seed only: change
     # every such row beyond recognition and the statistics do not move.
-    labels = pd.factorize(frame["cultivar"], sort=True)[0]
-    index = np.arange(len(frame))[:, None]
-    held_out = np.concatenate(
-        [
-            rows[:, 0]
-            for name, (rows, _) in split_rows(
-                index, labels, test_size=0.2, val_size=0.1, seed=5
-            ).items()
-            if name != "train"
-        ]
-    )
+    held_out = np.concatenate([kept[:, 0] for name, (kept, _) in rows.items() if name != "train"])
     changed = frame.copy()
     numeric = changed.columns.drop("cultivar")
     changed.loc[held_out, numeric] = changed.loc[held_out, numeric] * 1000 + 7
     assert not np.allclose(StandardScaler().fit(changed[numeric]).mean_, scaler.mean_)
-    after = run_generate_and_train(workspace, changed)
-    assert torch.equal(after.standardize.mean, model.standardize.mean)
-    assert torch.equal(after.standardize.scale, model.standardize.scale)
+    run_generate_and_train(workspace, changed)
+    after_mean, after_scale = train_statistics(workspace / "models/checkpoint.json")
+    assert np.array_equal(after_mean, mean) and np.array_equal(after_scale, scale)
 
 
 def test_generated_data_keeps_the_notebooks_state_dict_and_default_names(workspace):

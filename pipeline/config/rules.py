@@ -59,7 +59,10 @@ def _range_problem(key: str, value: Any) -> str | None:
         return "a finite number, 0 or more"
     if key == "model.dropout" and not 0 <= value < 1:
         return "a number from 0 up to (not including) 1"
-    positive = ("n_samples", "n_features", "epochs", "batch_size", "nproc", "log_every")
+    positive = (
+        *("n_samples", "n_features", "epochs", "batch_size", "nproc", "log_every"),
+        *("min_frequency", "max_categories"),
+    )
     if key.rsplit(".", 1)[-1] in positive and isinstance(value, int) and value < 1:
         return "1 or more"
     if key == "export.model_name" and not value.strip():
@@ -120,6 +123,8 @@ def _table_problem(data: DataParams) -> str | None:
         return f"data.features lists {twice!r} twice; expected each column once"
     if data.target in data.features:
         return f"data.features lists {data.target!r}, the target; expected feature columns only"
+    if data.target in data.drop:
+        return f"data.drop lists {data.target!r}, the target; expected feature columns only"
     return None
 
 

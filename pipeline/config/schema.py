@@ -19,11 +19,17 @@ class DataParams:
     path: str = ""
     target: str = ""
     features: tuple[str, ...] = ()
+    # table: columns left out (an identifier, a column of no use), without listing the others.
+    drop: tuple[str, ...] = ()
     # Unset: true for a table (real columns come in any units), false for the generated sets,
     # whose models stay exactly the notebook's (no extra state_dict keys, same numbers).
     standardize: bool | None = None
     test_size: float = 0.2
     val_size: float = 0.1
+    # table: categories seen fewer times in the training split share one "other" input; a text
+    # column with more distinct values than max_categories is refused.
+    min_frequency: int = 5
+    max_categories: int = 50
 
     def __post_init__(self):
         if self.standardize is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.model.encoding import TableEncoding
 from pipeline.process.errors import InputError
 from pipeline.process.files import atomic_path
 
@@ -26,6 +28,10 @@ class Split:
     source_sha256: str = ""  # the table file's digest ("" for generated sets)
     # data.standardize, carried to train with the rows: a model trained on them standardizes.
     standardize: bool = False
+    # A table's: how its raw columns became these features (fitted on the training split), and
+    # how many of its rows had no target (left out).
+    encoding: TableEncoding | None = None
+    rows_without_target: int = 0
 
     def __post_init__(self):
         if not self.feature_names:
@@ -49,7 +55,8 @@ class Split:
             "digest": digest.hexdigest()[:16],
             "source": self.source,
             "rows": len(self),
-            "features": list(self.feature_names),
+            # A table's raw columns with their types; generated sets: the feature names.
+            "features": self.encoding.schema() if self.encoding else list(self.feature_names),
             "context": context,
         }
 
@@ -61,6 +68,8 @@ def save_split(split: Split, path: Path) -> None:
         "source": np.array(split.source),
         "source_sha256": np.array(split.source_sha256),
         "standardize": np.array(split.standardize),
+        "encoding": np.array(json.dumps(split.encoding.to_dict()) if split.encoding else ""),
+        "rows_without_target": np.array(split.rows_without_target, dtype=np.int64),
     }
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         np.savez(handle, features=split.features, labels=split.labels, **meaning)
@@ -86,10 +95,29 @@ def load_split(path: Path | str) -> Split:
         source=str(arrays.get("source", "")),
         source_sha256=str(arrays.get("source_sha256", "")),
         standardize=bool(arrays.get("standardize", False)),
+        encoding=_encoding(path, str(arrays.get("encoding", ""))),
+        rows_without_target=int(arrays.get("rows_without_target", 0)),
     )
 
 
-MEANING = ("feature_names", "classes", "source", "source_sha256", "standardize")
+MEANING = (
+    "feature_names",
+    "classes",
+    "source",
+    "source_sha256",
+    "standardize",
+    "encoding",
+    "rows_without_target",
+)
+
+
+def _encoding(path: Path, text: str) -> TableEncoding | None:
+    if not text:
+        return None
+    try:
+        return TableEncoding.from_dict(json.loads(text))
+    except ValueError as exc:  # json's errors are ValueErrors too
+        raise InputError(f"{path}: {exc}; expected {EXPECTED_SPLIT}") from None
 
 
 def _read_arrays(path: Path) -> dict[str, np.ndarray]:

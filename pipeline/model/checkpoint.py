@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from pipeline.model.encoding import TableEncoding
 from pipeline.model.network import Architecture, NeuralNetwork, build_model
 from pipeline.process.errors import InputError
 from pipeline.process.files import atomic_path, write_json
@@ -92,6 +93,19 @@ def _names_problem(raw: dict) -> str | None:
     dropout = raw.get("dropout", 0.0)  # absent in models saved before dropout existed
     if isinstance(dropout, bool) or not isinstance(dropout, int | float) or not 0 <= dropout < 1:
         return f"dropout holds {dropout!r}"
+    return _encoding_problem(raw)
+
+
+def _encoding_problem(raw: dict) -> str | None:
+    """A table model's encoding (raw columns -> inputs) must give exactly its inputs."""
+    if "encoding" not in raw:
+        return None
+    try:
+        encoding = TableEncoding.from_dict(raw["encoding"])
+    except ValueError as exc:
+        return str(exc)
+    if len(encoding.outputs) != raw["num_inputs"]:
+        return f"encoding gives {len(encoding.outputs)} inputs, not num_inputs {raw['num_inputs']}"
     return None
 
 

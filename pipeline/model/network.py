@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from pipeline.model.encoding import TableEncoding
+
 
 @dataclass(frozen=True)
 class Architecture:
@@ -22,6 +24,9 @@ class Architecture:
     # Dropout after each hidden ReLU: with p > 0 the Dropout modules shift the `layers.N` indices,
     # so the module cannot be rebuilt without it. 0 (and model.json files saved before it): none.
     dropout: float = 0.0
+    # A table's: raw columns -> these inputs (models/model.json's "encoding"; generated sets and
+    # models saved before it: none, the inputs are the features themselves).
+    encoding: TableEncoding | None = None
 
     def __post_init__(self):
         # Models saved before names were kept get the generated data's names.
@@ -32,7 +37,9 @@ class Architecture:
 
     def to_dict(self) -> dict:
         lists = {"hidden": list(self.hidden), "features": list(self.features)}
-        return {**asdict(self), **lists, "classes": list(self.classes)}
+        plain = {**asdict(self), **lists, "classes": list(self.classes)}
+        del plain["encoding"]
+        return plain | ({"encoding": self.encoding.to_dict()} if self.encoding else {})
 
     @classmethod
     def from_dict(cls, raw: dict) -> Architecture:
@@ -44,6 +51,7 @@ class Architecture:
             classes=tuple(raw.get("classes", ())),
             standardize=bool(raw.get("standardize", False)),
             dropout=float(raw.get("dropout", 0.0)),
+            encoding=TableEncoding.from_dict(raw["encoding"]) if "encoding" in raw else None,
         )
 
 

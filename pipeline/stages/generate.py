@@ -18,6 +18,8 @@ from pipeline.process.errors import exits_cleanly
 def run(*, data: DataParams, seed: int, out_dir: Path) -> dict[str, int]:
     # The whole table is read and checked before the first split is written.
     splits = table_splits(data, seed) if data.kind == "table" else generate(data, seed)
+    if left_out := splits["train"].rows_without_target:
+        print(f"{data.path}: {left_out} row(s) without a {data.target!r} value left out")
     # Written side by side: a large split's file is mostly copies and checksums that release
     # the GIL, and each file is replaced whole (atomic_path), so none is ever half written.
     with ThreadPoolExecutor(max_workers=len(SPLITS)) as pool:

@@ -1,7 +1,8 @@
 """The data a run learned from, as MLflow dataset inputs (the UI's Dataset column and filter).
 
 Callers pass plain data, one mapping per split: name, digest, source (the table's path or the
-generator), rows, features (column names) and context ("training", "validation", "testing").
+generator), rows, features (column names, or a table's
+raw columns as {"name", "type"}) and context ("training", "validation", "testing").
 Nothing of MLflow crosses this interface, so the call can be forwarded to another process.
 """
 
@@ -37,5 +38,12 @@ def dataset_inputs(datasets: Sequence[Mapping[str, Any]]) -> list:
     ]
 
 
-def _colspec(features: Sequence[str]) -> list[dict[str, Any]]:
-    return [{"type": "float", "name": str(name), "required": True} for name in features]
+def _colspec(features: Sequence) -> list[dict[str, Any]]:
+    """Feature names (all float), or a table's raw columns as {"name", "type"} (double, string:
+    text and blank cells are the rows' own)."""
+    return [
+        {"type": str(f["type"]), "name": str(f["name"]), "required": False}
+        if isinstance(f, Mapping)
+        else {"type": "float", "name": str(f), "required": True}
+        for f in features
+    ]

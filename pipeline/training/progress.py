@@ -9,9 +9,10 @@ LINES_PER_EPOCH = 10
 
 
 class Progress:
-    def __init__(self, epochs: int, batches_per_epoch: int, stream=sys.stderr):
+    def __init__(self, epochs: int, batches_per_epoch: int, stream=None):
         self.epochs, self.batches = epochs, max(batches_per_epoch, 1)
-        self.stream = stream
+        # The stderr of the moment, not of the import (a test's captured stream is closed later).
+        self.stream = stream = stream or sys.stderr
         self.every = max(1, self.batches // LINES_PER_EPOCH)
         self.bar = None
         if stream.isatty():

@@ -33,6 +33,7 @@ def architecture(params: Params, train_split: Split) -> Architecture:
         classes=train_split.classes,
         standardize=train_split.standardize,
         dropout=params.model.dropout,
+        encoding=train_split.encoding,
     )
 
 

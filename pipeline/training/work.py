@@ -49,6 +49,8 @@ def _train(runtime, params, data_dir, checkpoint_path, metrics_path, plots_dir) 
     # A table's own digest (what `sha256sum` prints); generated sets: the splits' files.
     data_digest = train_split.source_sha256 or sha256_of(split_paths)
     tags = {"data.sha256": data_digest, "data.source": train_split.source, **runtime.tags()}
+    if train_split.encoding:  # a table's rows left out by generate
+        tags["data.rows_without_target"] = str(train_split.rows_without_target)
     tracker = _open_run(runtime, params, tags)
     tracker.log_datasets(
         [train_split.as_dataset("train", "training")]

@@ -34,30 +34,52 @@ class MLPClassifier(mlflow.pyfunc.PythonModel):
 
 
 def answer(model, arch, rows):
-    """`rows` (a DataFrame with the model's feature columns) -> prob_<class>..., class."""
+    """`rows` (a DataFrame with the model's raw columns: a table's text and blank cells
+    included) -> prob_<class>..., class."""
     import numpy as np
     from mlflow.exceptions import MlflowException
 
+    from pipeline.data.table_columns import raw_from_frame
     from pipeline.model import inference
+    from pipeline.model.encoding import stderr_line
+    from pipeline.process.errors import InputError
 
-    missing = [name for name in arch.features if name not in rows.columns]
+    columns = arch.encoding.raw_columns if arch.encoding else arch.features
+    missing = [name for name in columns if name not in rows.columns]
     if missing:
         raise MlflowException.invalid_parameter_value(
-            f"missing feature columns {missing}; expected the columns {list(arch.features)}"
+            f"missing feature columns {missing}; expected the columns {list(columns)}"
         )
-    features = rows[list(arch.features)].to_numpy(dtype=np.float32)
+    if arch.encoding is None:  # generated data, and models saved before encodings
+        features = rows[list(columns)].to_numpy(dtype=np.float32)
+    else:
+        try:
+            raw = raw_from_frame(rows, arch.encoding, "the request")
+        except InputError as exc:
+            raise MlflowException.invalid_parameter_value(str(exc)) from None
+        features = arch.encoding.transform(raw, warn=stderr_line)
     return inference.probabilities_table(inference.probabilities(model, features), arch.classes)
 
 
+def example_frame(arch, example_rows) -> pd.DataFrame:
+    """The input example: a table's raw columns (decoded from encoded rows), else the rows."""
+    if arch.encoding:
+        return arch.encoding.decode(example_rows)
+    return pd.DataFrame(example_rows.astype("float64"), columns=list(arch.features))
+
+
 def log_model(state_path: Path, example_rows):
-    """Log the served model into the active run; `example_rows` are feature rows (numpy)."""
+    """Log the served model into the active run; `example_rows` are the model's input rows
+    (numpy), shown as raw columns for a table."""
     from mlflow.models import infer_signature
 
     from pipeline.model import checkpoint
 
     model, arch = checkpoint.load(state_path)
-    example = pd.DataFrame(example_rows.astype("float64"), columns=list(arch.features))
+    example = example_frame(arch, example_rows)
     signature = infer_signature(example, answer(model, arch, example))
+    if arch.encoding:  # the raw columns with their types, any cell of them may be blank
+        signature.inputs = _raw_schema(arch.encoding)
     with tempfile.TemporaryDirectory() as scratch:
         # MLflow copies artifacts by their file names: model.pth and model.json, side by side.
         state = Path(shutil.copy(state_path, scratch))
@@ -72,6 +94,14 @@ def log_model(state_path: Path, example_rows):
             # subprocess) and its warning about the "+cpu" local version label.
             pip_requirements=_requirements(),
         )
+
+
+def _raw_schema(encoding):
+    from mlflow.types import ColSpec, Schema
+
+    return Schema(
+        [ColSpec(column["type"], column["name"], required=False) for column in encoding.schema()]
+    )
 
 
 def _requirements() -> list[str]:

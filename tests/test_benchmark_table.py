@@ -1,0 +1,34 @@
+"""benchmarks/table.py --quick runs end to end: both sides encode the same table to the same
+width and the ratio line is printed (no timing asserted: the full run measures that)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+from helpers import ROOT, clean_env
+
+
+def test_the_quick_table_benchmark_compares_generate_with_the_work_by_hand():
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "table.py"), "--quick"],
+        cwd=ROOT,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    lines = done.stdout.splitlines()
+    widths = {
+        side: re.search(r"(\d+) columns encoded", line).group(1)
+        for line in lines
+        for side in ("generate", "by hand")
+        if line.startswith(side)
+    }
+    # 40 numbers, their 40 missing indicators, and the text columns' categories: the same
+    # encoding on both sides.
+    assert set(widths) == {"generate", "by hand"}
+    assert widths["generate"] == widths["by hand"] and int(widths["generate"]) > 80 + 10
+    assert lines[-1].startswith("ratio=")
