@@ -75,10 +75,16 @@ def _numeric(row: list[str]) -> bool:
     return True
 
 
-def to_csv(probs: np.ndarray, classes: tuple, decimals: int) -> str:
+def to_csv(table, decimals: int) -> str:
     """The probabilities table (pipeline.model.inference) as CSV text."""
-    table = probabilities_table(probs, classes)
     return table.to_csv(index=False, float_format=f"%.{decimals}f", lineterminator="\n")
+
+
+def summary(table, classes: tuple, path: Path) -> str:
+    """What a written file holds, in one line: rows, file, rows predicted per class."""
+    counts = table["class"].value_counts()
+    per_class = ", ".join(f"{c} {int(counts.get(c, 0))}" for c in classes)
+    return f"wrote {len(table)} rows to {path} (predicted per class: {per_class})"
 
 
 @contextmanager
@@ -108,9 +114,11 @@ def main(argv: list[str] | None = None) -> int:
     with model_file(args.model) as path:
         model, arch = checkpoint.load(path)
     probs = probabilities(model, read_rows(args.input, arch.features))
-    text = to_csv(probs, arch.classes, args.decimals)
+    table = probabilities_table(probs, arch.classes)
+    text = to_csv(table, args.decimals)
     if args.output:
         write_text(args.output, text)
+        print(summary(table, arch.classes, args.output))
     else:
         sys.stdout.write(text)
     return 0
