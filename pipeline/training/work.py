@@ -48,7 +48,12 @@ def _train(runtime, params, data_dir, checkpoint_path, metrics_path, plots_dir) 
     model, loader, arch = fitting.model, fitting.loader, fitting.arch
     # A table's own digest (what `sha256sum` prints); generated sets: the splits' files.
     data_digest = train_split.source_sha256 or sha256_of(split_paths)
-    tags = {"data.sha256": data_digest, "data.source": train_split.source, **runtime.tags()}
+    tags = {
+        "data.name": train_split.data_name,  # the run's name and the UI's grouping (tracking.md)
+        "data.sha256": data_digest,
+        "data.source": train_split.source,
+        **runtime.tags(),
+    }
     tracker = _open_run(runtime, params, tags)
     tracker.log_datasets(
         [train_split.as_dataset("train", "training")]
@@ -101,10 +106,11 @@ def launch(*, params: Params, data_dir: Path, worker_args: list[str]) -> None:
     """
     layout = distributed.plan_launch(params.train.device, params.train.nproc)
     split_paths = [data_dir / "train.npz", data_dir / "val.npz"]
-    for path in split_paths:
-        load_split(path)  # bad data stops here, before any process or run starts
+    # Bad data stops here, before any process or run starts.
+    train_split, _ = (load_split(path) for path in split_paths)
+    tags = {"data.name": train_split.data_name, **layout.tags()}
     # Rank 0 samples its node's system metrics; the launcher, which only waits, does not.
-    tracker = start_run(params.flat(), layout.tags(), system_metrics=False)
+    tracker = start_run(params.flat(), tags, system_metrics=False)
     env = {RUN_ID_VARIABLE: tracker.run_id or ""}  # empty: tracking is off
     with run_status(tracker):
         try:
