@@ -75,9 +75,12 @@ def start_run(
     The tracking agent (a process of its own) opens it and takes its metrics; an unreachable
     tracking server or refused credentials are an InputError here, before any training starts.
     `system_metrics`: the agent samples CPU, memory and GPU over the run. `meanwhile`: the
-    caller's own work, done while the agent opens the run instead of after it.
+    caller's own work, done while the agent opens the run instead of after it (always done,
+    tracked or not).
     """
     if not tracking_enabled():
+        if meanwhile:
+            meanwhile()
         return NullTracker()
     message = {
         "op": "start",

@@ -44,8 +44,6 @@ def _train(runtime, params, data_dir, checkpoint_path, metrics_path, plots_dir) 
     check_width(val_split, split_paths[1], width, f"expected {width} as in {split_paths[0]}")
     if problem := batches_problem(cfg, len(train_split)):
         raise InputError(f"{split_paths[0]}: {problem}")
-    fitting = prepare(params=params, train_split=train_split, val_split=val_split, runtime=runtime)
-    model, loader, arch = fitting.model, fitting.loader, fitting.arch
     # A table's own digest (what `sha256sum` prints); generated sets: the splits' files.
     data_digest = train_split.source_sha256 or sha256_of(split_paths)
     tags = {
@@ -54,7 +52,20 @@ def _train(runtime, params, data_dir, checkpoint_path, metrics_path, plots_dir) 
         "data.source": train_split.source,
         **runtime.tags(),
     }
-    tracker = _open_run(runtime, params, tags)
+    built = []
+
+    def set_up() -> None:
+        # Model, optimizer (its first one imports torch._dynamo) and loader, and matplotlib for
+        # the loss plot at the end: while the agent creates the run, not after.
+        built.append(
+            prepare(params=params, train_split=train_split, val_split=val_split, runtime=runtime)
+        )
+        if runtime.is_main:
+            plots.warm_up()
+
+    tracker = _open_run(runtime, params, tags, meanwhile=set_up)
+    fitting = built[0]
+    model, loader, arch = fitting.model, fitting.loader, fitting.arch
     tracker.log_datasets(
         [train_split.as_dataset("train", "training")]
         + ([val_split.as_dataset("val", "validation")] if len(val_split) else [])
@@ -122,15 +133,16 @@ def launch(*, params: Params, data_dir: Path, worker_args: list[str]) -> None:
             raise
 
 
-def _open_run(runtime: distributed.Runtime, params: Params, tags: dict[str, str]):
-    """Rank 0: the launcher's run when it opened one, else a new run. Other ranks: none."""
+def _open_run(runtime: distributed.Runtime, params: Params, tags: dict[str, str], meanwhile):
+    """Rank 0: the launcher's run when it opened one, else a new run. Other ranks: none.
+    `meanwhile` is done in every case: while the agent opens the run, when there is one."""
     if not runtime.is_main:
+        meanwhile()
         return NullTracker()
     launcher_run = os.environ.get(RUN_ID_VARIABLE)
     if not launcher_run:
-        # matplotlib (for the loss plot at the end) imports while the agent creates the run.
-        return start_run(params.flat(), tags, meanwhile=plots.warm_up)
-    tracker = resume_run(launcher_run, system_metrics=True)
+        return start_run(params.flat(), tags, meanwhile=meanwhile)
+    tracker = resume_run(launcher_run, system_metrics=True, meanwhile=meanwhile)
     tracker.set_tags(tags)
     return tracker
 
