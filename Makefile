@@ -7,10 +7,13 @@ BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 # Any tracking server's variables stay the user's own; by default the embedded store is used.
 UI_PORT ?= 5000
+# Exported: pipeline.tracking.ui.ui_address() reads it, so every printed link (make ui, make run,
+# pipeline.compare run from here) follows the port the UI runs on.
+export UI_PORT
+STORE := "sqlite:///$(CURDIR)/mlflow.db"
 # The experiment's runs in the Model training view (MLflow 3 opens experiments on GenAI traces);
 # the UI's front page if that cannot be told.
-UI_LINK = $(BIN)/python -m pipeline.tracking ui-link --ui http://127.0.0.1:$(UI_PORT) \
-	--tracking-uri "sqlite:///$(CURDIR)/mlflow.db"
+UI_LINK = $(BIN)/python -m pipeline.tracking ui-link --tracking-uri $(STORE)
 UI_LINK_OR_HOME = 2>/dev/null || echo http://127.0.0.1:$(UI_PORT)
 # `make server`: the team's tracking server (docs/team.md); e.g. SERVER_ARGS=--basic-auth
 SERVER_PORT ?= 5050
@@ -53,10 +56,9 @@ lint: $(VENV)/.installed-dev
 test: lint
 	$(BIN)/python -m pytest --durations=15
 
+# The link is printed once the UI answers (it can take a minute on a busy machine).
 ui: $(VENV)/.installed
-	@echo "Runs: $$($(UI_LINK) $(UI_LINK_OR_HOME))"
-	$(BIN)/mlflow ui --backend-store-uri "sqlite:///$(CURDIR)/mlflow.db" \
-		--host 127.0.0.1 --port $(UI_PORT)
+	$(BIN)/python -m pipeline.tracking ui --tracking-uri $(STORE)
 
 server: $(VENV)/.installed-team
 	$(BIN)/python scripts/team_server.py --dir "$(SERVER_DIR)" --port $(SERVER_PORT) $(SERVER_ARGS)

@@ -10,10 +10,14 @@ git repositories, then, alternating the two sides on every repeat, times:
   `PIPELINE_TRACKING=0`, on the defaults and on 100,000 samples, batch 32, 5 epochs, no
   validation split (12,500 batches), on both sides.
 
-    python benchmarks/startup.py [--baseline REV] [--repeats 3]
+    python benchmarks/startup.py [--baseline REV] [--repeats 3] [--stages] [--quick]
+
+`--stages`: only the stage commands (each stage's wall time, imports, and wall - imports: what
+is ours to remove). `--quick`: HEAD alone, the notebook's toy params, untracked, one pass of
+the stage commands (a smoke run in seconds; tests/test_benchmark_startup.py runs it).
 
 Figures are medians with [min-max] ranges. The last line is `ratio=<HEAD / baseline of the
-median dvc exp run>`.
+median dvc exp run>` (with `--stages`: of the stages' summed wall - imports).
 """
 
 from __future__ import annotations
@@ -46,6 +50,8 @@ TRAIN = (
 )
 LARGE = {"n_samples": 100_000, "val_size": 0.0}  # 80,000 training rows: 2,500 batches of 32
 LARGE_EPOCHS = 5
+# --quick: the notebook's 7 points, 3 epochs (the stages' floor, not their work).
+TOY = {"data": {"kind": "toy", "val_size": 0.0}, "train": {"epochs": 3, "batch_size": 2, "lr": 0.5}}
 
 
 def environment(**extra: str) -> dict[str, str]:
@@ -128,30 +134,46 @@ class Figures(defaultdict):
         print(f"    {side:10} {what:40} {seconds:7.2f}", flush=True)
 
 
-def measure(sides: dict[str, dict[str, Path]], repeats: int) -> dict:
+def measure(sides: dict[str, dict[str, Path]], repeats: int, stages_only: bool, **env) -> dict:
     """Every repeat runs HEAD and baseline in turn, in alternating order."""
     figures = Figures()
     for repeat in range(repeats):
         order = list(sides) if repeat % 2 == 0 else list(sides)[::-1]
         for side in order:
-            repo, large = sides[side]["default"], sides[side]["large"]
-            figures.add("dvc repro --force", side, timed("dvc repro --force", repo)[0])
-            lr = f"0.{11 + repeat}"  # a new value each time: nothing comes from the run cache
-            command = f"dvc exp run -S train.lr={lr}"
-            figures.add("dvc exp run -S train.lr=...", side, timed(command, repo)[0])
-            figures.add("dvc repro (nothing to do)", side, timed("dvc repro", repo)[0])
-            for name, command in stage_commands(repo).items():
-                traced = re.sub(r"^python ", "python -X importtime ", command)
-                seconds, stderr = timed(traced, repo)
-                figures.add(f"stage {name}: wall", side, seconds)
-                figures.add(f"stage {name}: imports", side, import_seconds(stderr))
-            for label, where in (("defaults", repo), ("12,500 batches", large)):
-                for tracking in ("1", "0") if repeat % 2 == 0 else ("0", "1"):
-                    seconds, _ = timed(TRAIN, where, PIPELINE_TRACKING=tracking)
-                    kind = "tracked" if tracking == "1" else "untracked"
-                    figures.add(f"train {label}, {kind}", side, seconds)
+            if not stages_only:
+                measure_dvc(figures, side, sides[side]["default"], repeat)
+            measure_stages(figures, side, sides[side]["default"], **env)
+            if not stages_only:
+                measure_training(figures, side, sides[side], repeat)
         print(f"  repeat {repeat + 1}/{repeats} done; load average {os.getloadavg()[0]:.1f}")
     return figures
+
+
+def measure_dvc(figures: Figures, side: str, repo: Path, repeat: int) -> None:
+    figures.add("dvc repro --force", side, timed("dvc repro --force", repo)[0])
+    lr = f"0.{11 + repeat}"  # a new value each time: nothing comes from the run cache
+    command = f"dvc exp run -S train.lr={lr}"
+    figures.add("dvc exp run -S train.lr=...", side, timed(command, repo)[0])
+    figures.add("dvc repro (nothing to do)", side, timed("dvc repro", repo)[0])
+
+
+def measure_stages(figures: Figures, side: str, repo: Path, **env: str) -> None:
+    """Each stage's command as dvc.yaml runs it, in order, under -X importtime."""
+    for name, command in stage_commands(repo).items():
+        traced = re.sub(r"^python ", "python -X importtime ", command)
+        seconds, stderr = timed(traced, repo, **env)
+        imports = import_seconds(stderr)
+        figures.add(f"stage {name}: wall", side, seconds)
+        figures.add(f"stage {name}: imports", side, imports)
+        figures.add(f"stage {name}: wall - imports", side, seconds - imports)
+
+
+def measure_training(figures: Figures, side: str, repos: dict[str, Path], repeat: int) -> None:
+    for label, where in (("defaults", repos["default"]), ("12,500 batches", repos["large"])):
+        for tracking in ("1", "0") if repeat % 2 == 0 else ("0", "1"):
+            seconds, _ = timed(TRAIN, where, PIPELINE_TRACKING=tracking)
+            kind = "tracked" if tracking == "1" else "untracked"
+            figures.add(f"train {label}, {kind}", side, seconds)
 
 
 def spread(values: list[float]) -> str:
@@ -159,49 +181,72 @@ def spread(values: list[float]) -> str:
 
 
 def report(figures: dict, names: list[str]) -> float:
-    head, base = names
+    """The table of medians; the ratio of the median `dvc exp run` (or, without it, of the
+    stages' summed wall - imports)."""
+    head, *others = names
     whats = list(dict.fromkeys(what for what, _ in figures))
-    print(f"\n{'seconds, median [range]':40} {head:>20} {base:>20}  {head}/{base}")
+    print(f"\n{'seconds, median [range]':40} " + " ".join(f"{n:>20}" for n in names), end="")
+    print(f"  {head}/{others[0]}" if others else "")
     for what in whats:
-        ours, theirs = figures[what, head], figures[what, base]
-        ratio = statistics.median(ours) / statistics.median(theirs)
-        print(f"{what:40} {spread(ours):>20} {spread(theirs):>20}  {ratio:.3f}")
+        row = " ".join(f"{spread(figures[what, name]):>20}" for name in names)
+        if others:
+            row += f"  {median(figures, what, head) / median(figures, what, others[0]):.3f}"
+        print(f"{what:40} {row}")
+    if ("train defaults, tracked", head) in figures:
+        print_tracking_pairs(figures, names)
+    if not others:
+        return 1.0
+    exp = "dvc exp run -S train.lr=..."
+    if (exp, head) in figures:
+        return median(figures, exp, head) / median(figures, exp, others[0])
+    beyond = [what for what in whats if what.endswith("wall - imports")]
+    return sum(median(figures, w, head) for w in beyond) / sum(
+        median(figures, w, others[0]) for w in beyond
+    )
+
+
+def median(figures: dict, what: str, side: str) -> float:
+    return statistics.median(figures[what, side])
+
+
+def print_tracking_pairs(figures: dict, names: list[str]) -> None:
     print("\ntracked / untracked `python -m pipeline.stages.train`, per pair (median [range]):")
     for label in ("defaults", "12,500 batches"):
         for side in names:
-            pairs = [
-                t / u
-                for t, u in zip(
-                    figures[f"train {label}, tracked", side],
-                    figures[f"train {label}, untracked", side],
-                    strict=True,
-                )
-            ]
+            tracked = figures[f"train {label}, tracked", side]
+            untracked = figures[f"train {label}, untracked", side]
+            pairs = [t / u for t, u in zip(tracked, untracked, strict=True)]
             print(f"  {label:15} {side:10} {spread(pairs)}")
-    exp = "dvc exp run -S train.lr=..."
-    return statistics.median(figures[exp, head]) / statistics.median(figures[exp, base])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--baseline", default=BASELINE, help=f"revision (default {BASELINE})")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--stages", action="store_true", help="only the stage commands")
+    parser.add_argument("--quick", action="store_true", help="HEAD alone, toy data, one pass")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-startup-"))
-    names = ["HEAD", args.baseline]
+    names = ["HEAD"] if args.quick else ["HEAD", args.baseline]
     copies = {"HEAD": copy_head, args.baseline: lambda t: copy_revision(args.baseline, t)}
     large = {"data": LARGE, "train": {"epochs": LARGE_EPOCHS}}
     sides = {}
     for index, name in enumerate(names):
-        sides[name] = {
-            "default": make_repository(work / f"{index}-default", copies[name]),
-            "large": make_repository(work / f"{index}-large", copies[name], large),
-        }
-        timed("dvc repro", sides[name]["default"])  # data, and MLflow's store created
-        timed("dvc repro", sides[name]["large"])
-    print(f"HEAD and {args.baseline} in {work}; load average {os.getloadavg()}")
-    ratio = report(measure(sides, args.repeats), names)
+        params = TOY if args.quick else None
+        sides[name] = {"default": make_repository(work / f"{index}-default", copies[name], params)}
+        if not args.quick:
+            timed("dvc repro", sides[name]["default"])  # data, and MLflow's store created
+        if not (args.stages or args.quick):
+            sides[name]["large"] = make_repository(work / f"{index}-large", copies[name], large)
+            timed("dvc repro", sides[name]["large"])
+    print(f"{' and '.join(names)} in {work}; load average {os.getloadavg()}")
+    env = {"PIPELINE_TRACKING": "0"} if args.quick else {}
+    repeats = 1 if args.quick else args.repeats
+    figures = measure(sides, repeats, args.stages or args.quick, **env)
+    ratio = report(figures, names)
     print(f"load average at the end {os.getloadavg()}; {os.cpu_count()} cores")
+    if args.quick:
+        shutil.rmtree(work)
     print(f"ratio={ratio:.3f}")
 
 

@@ -125,7 +125,12 @@ def exp_show() -> list[dict]:
 @exits_cleanly
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--ui", default=tracking.DEFAULT_UI, help="MLflow UI (make ui)")
+    parser.add_argument(
+        "--ui",
+        default=None,
+        help="the MLflow UI's address for the links (default: MLFLOW_UI_URL, else "
+        "http://127.0.0.1:$UI_PORT, 5000: as make ui)",
+    )
     parser.add_argument(
         "--promote",
         action="store_true",

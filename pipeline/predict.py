@@ -14,8 +14,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import numpy as np
-
 from pipeline.data.new_rows import read_rows
 from pipeline.model import checkpoint
 from pipeline.model.inference import probabilities, probabilities_table
@@ -23,10 +21,16 @@ from pipeline.process.errors import exits_cleanly
 from pipeline.process.files import write_text
 
 
-def to_csv(probs: np.ndarray, classes: tuple, decimals: int) -> str:
+def to_csv(table, decimals: int) -> str:
     """The probabilities table (pipeline.model.inference) as CSV text."""
-    table = probabilities_table(probs, classes)
     return table.to_csv(index=False, float_format=f"%.{decimals}f", lineterminator="\n")
+
+
+def summary(table, classes: tuple, path: Path) -> str:
+    """What a written file holds, in one line: rows, file, rows predicted per class."""
+    counts = table["class"].value_counts()
+    per_class = ", ".join(f"{c} {int(counts.get(c, 0))}" for c in classes)
+    return f"wrote {len(table)} rows to {path} (predicted per class: {per_class})"
 
 
 @contextmanager
@@ -56,9 +60,11 @@ def main(argv: list[str] | None = None) -> int:
     with model_file(args.model) as path:
         model, arch = checkpoint.load(path)
     probs = probabilities(model, read_rows(args.input, arch))
-    text = to_csv(probs, arch.classes, args.decimals)
+    table = probabilities_table(probs, arch.classes)
+    text = to_csv(table, args.decimals)
     if args.output:
         write_text(args.output, text)
+        print(summary(table, arch.classes, args.output))
     else:
         sys.stdout.write(text)
     return 0

@@ -39,3 +39,38 @@ def test_report_matches_scikit_learn(seed):
         assert figures["recall"] == pytest.approx(recall[c])
         assert figures["f1"] == pytest.approx(f1[c])
         assert figures["support"] == support[c]
+
+
+def contrast(colour_a, colour_b) -> float:
+    """WCAG's contrast ratio of two colours, from matplotlib's own colour conversion."""
+    from matplotlib.colors import to_rgb
+
+    def luminance(colour) -> float:
+        linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in colour]
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+    light, dark = sorted((luminance(to_rgb(colour_a)), luminance(to_rgb(colour_b))), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
+
+
+def test_confusion_counts_are_written_in_the_colour_that_reads_on_their_cell():
+    import matplotlib.pyplot as plt
+
+    from pipeline.reports.plots import confusion_figure
+
+    matrix = np.array([[48, 1, 0], [2, 30, 15], [0, 9, 44]])
+    fig = confusion_figure(matrix, classes=("a", "b", "c"))
+    ax = fig.axes[0]
+    # The cells' colours as drawn: the image's own colour mapping of each count.
+    cells = ax.images[0].to_rgba(matrix)
+    texts = {(round(t.get_position()[1]), round(t.get_position()[0])): t for t in ax.texts}
+    assert len(texts) == matrix.size
+    for (row, col), count in np.ndenumerate(matrix):
+        text, cell = texts[row, col], cells[row, col][:3]
+        assert text.get_text() == str(count)
+        other = "black" if text.get_color() == "white" else "white"
+        assert contrast(text.get_color(), cell) >= contrast(other, cell), (row, col)
+    # The darkest cell (the largest count) gets white, the lightest (0) black.
+    assert texts[0, 0].get_color() == "white"
+    assert texts[0, 2].get_color() == "black"
+    plt.close(fig)

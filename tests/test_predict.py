@@ -71,10 +71,15 @@ def test_a_missing_feature_column_is_named(tmp_path):
 
 def test_predict_writes_an_output_file(tmp_path):
     _, path = model_file(tmp_path)
-    (tmp_path / "points.csv").write_text("1,2\n")
+    rows = [[1.0, 2.0], [-3.0, 0.5], [0.0, 0.0], [4.0, -2.0]]
+    (tmp_path / "points.csv").write_text("".join(f"{a},{b}\n" for a, b in rows))
     done = predict(tmp_path, path, "--output", "out.csv")
-    assert done.stdout == ""
-    assert (tmp_path / "out.csv").read_text().startswith("prob_0,prob_1,prob_2,class\n")
+    written = (tmp_path / "out.csv").read_text().splitlines()
+    assert written[0] == "prob_0,prob_1,prob_2,class"
+    # One line: the rows, the file and how many rows each class got, counted from the file.
+    labels = [line.rsplit(",", 1)[1] for line in written[1:]]
+    counts = ", ".join(f"{c} {labels.count(str(c))}" for c in range(3))
+    assert done.stdout == f"wrote 4 rows to out.csv (predicted per class: {counts})\n"
 
 
 def test_a_bad_row_is_one_line_and_exit_2(tmp_path):

@@ -119,6 +119,25 @@ def test_resume_logs_into_the_same_run(store):
     assert len(mlflow.MlflowClient(store).search_runs([experiment.experiment_id])) == 1
 
 
+def test_work_done_while_the_run_reopens_fails_the_run_with_its_own_error(store):
+    """evaluate and export work while the agent reopens the run: their failure ends it FAILED."""
+    tracker = tracking.start_run({}, {"data.name": "wine"})
+    with tracking.run_status(tracker):
+        pass
+
+    def broken_work() -> None:
+        raise InputError("models/checkpoint.pth: file not found")
+
+    with pytest.raises(InputError, match="checkpoint.pth: file not found"):
+        tracking.resume_run(tracker.run_id, meanwhile=broken_work)
+    run = finished_run(store, tracker.run_id)
+    assert run.info.status == "FAILED"
+    # Named after its data and commit (this checkout's), not a random name.
+    assert run.info.run_name.startswith("wine@") and run.data.tags["data.name"] == "wine"
+    commit = run.data.tags["mlflow.source.git.commit"]
+    assert run.info.run_name.removeprefix("wine@").removesuffix("-dirty") == commit[:7]
+
+
 def test_tracking_off_touches_no_store(tmp_path, store, monkeypatch):
     monkeypatch.setenv("PIPELINE_TRACKING", "0")
     tracker = tracking.start_run({"a": 1}, {})

@@ -110,6 +110,11 @@ def test_pruned_and_diverging_trials_are_recorded_and_the_study_goes_on(
     assert planned == 12 and trained < planned
     out = capsys.readouterr().out
     assert "trial 1: fail (Diverged: training loss is nan in epoch 1)" in out
+    # The pruned trial's last reported figure, rounded as every printed figure is.
+    pruned = study.trials[2]
+    last_epoch = max(pruned.intermediate_values)
+    note = f"pruned after epoch {last_epoch + 1}: val_accuracy "
+    assert f"trial 2: pruned ({note}{pruned.intermediate_values[last_epoch]:.4f})" in out
 
     _, children = study_runs(sqlite_store)
     by_number = {int(c.data.tags["trial.number"]): c for c in children}

@@ -99,7 +99,7 @@ def test_make_ui_link_opens_the_runs_table(project, tmp_path):
 
     port = free_port()
     with make_ui(project, port) as output:
-        link = wait_for(lambda: LINK.search(output()), 60, "make ui to print its link").group(1)
+        link = wait_for(lambda: LINK.search(output()), 180, "make ui to print its link").group(1)
         assert link == (
             f"http://127.0.0.1:{port}/#/experiments/{experiment.experiment_id}/runs"
             "?workflowType=machine_learning"

@@ -44,9 +44,14 @@ class Split:
     def __len__(self) -> int:
         return len(self.labels)
 
+    @property
+    def data_name(self) -> str:
+        """The rows in a word: "wine" (data/raw/wine.csv), "toy", "make_classification"."""
+        return Path(self.source).stem if "/" in self.source else self.source.rsplit(".")[-1]
+
     def as_dataset(self, split_name: str, context: str) -> dict:
         """This split as plain data for tracker.log_datasets: "wine/train" from wine.csv."""
-        origin = Path(self.source).stem if "/" in self.source else self.source.rsplit(".")[-1]
+        origin = self.data_name
         # The rows themselves: the .npz file's bytes also hold a zip timestamp.
         digest = hashlib.sha256(self.features.tobytes())
         digest.update(self.labels.tobytes())

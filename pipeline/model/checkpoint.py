@@ -8,8 +8,9 @@ from pathlib import Path
 
 import torch
 
+from pipeline.model.architecture import Architecture
 from pipeline.model.encoding import TableEncoding
-from pipeline.model.network import Architecture, NeuralNetwork, build_model
+from pipeline.model.network import NeuralNetwork, build_model
 from pipeline.process.errors import InputError
 from pipeline.process.files import atomic_path, write_json
 

@@ -34,11 +34,17 @@ def loss_curve(steps: list[int], losses: list[float], path: Path) -> None:
 
 def confusion_matrix(matrix: np.ndarray, path: Path, classes=None) -> None:
     """Counts of actual (rows) against predicted (columns), ticks named after the classes."""
+    _save(confusion_figure(matrix, classes), path)
+
+
+def confusion_figure(matrix: np.ndarray, classes=None):
+    """The confusion matrix's figure; each count written in the colour that reads on its cell."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(4.5, 4))
     image = ax.imshow(matrix, cmap="Blues")
     for (row, col), count in np.ndenumerate(matrix):
-        ax.text(col, row, str(count), ha="center", va="center")
+        cell = image.cmap(image.norm(count))
+        ax.text(col, row, str(count), ha="center", va="center", color=text_colour(cell))
     ticks = range(len(matrix))
     names = [str(c) for c in (classes if classes is not None else ticks)]
     ax.set(xticks=ticks, yticks=ticks, xlabel="predicted", ylabel="actual", title="Test confusion")
@@ -48,7 +54,19 @@ def confusion_matrix(matrix: np.ndarray, path: Path, classes=None) -> None:
     )
     ax.set_yticklabels(names)
     fig.colorbar(image, ax=ax)
-    _save(fig, path)
+    return fig
+
+
+def text_colour(cell_rgba) -> str:
+    """White on dark cells, black on light ones: the cell's relative luminance (sRGB, WCAG)."""
+    red, green, blue = (_linear(channel) for channel in cell_rgba[:3])
+    luminance = 0.2126 * red + 0.7152 * green + 0.0722 * blue
+    # The luminance where black and white text have the same contrast ratio.
+    return "white" if luminance < 0.179 else "black"
+
+
+def _linear(channel: float) -> float:
+    return channel / 12.92 if channel <= 0.04045 else ((channel + 0.055) / 1.055) ** 2.4
 
 
 def _save(fig, path: Path) -> None:

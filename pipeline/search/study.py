@@ -157,7 +157,7 @@ def _run_one(study, trial, trial_run, **fit_args) -> TrialState:
         trial_run.log_validation(epoch, val_loss, val_accuracy)
         trial.report(val_accuracy, epoch)
         if trial.should_prune():
-            raise optuna.TrialPruned(f"pruned after epoch {epoch + 1}: val_accuracy {val_accuracy}")
+            raise optuna.TrialPruned(pruned_note(epoch, val_accuracy))
 
     try:
         val_loss, val_accuracy = fit_trial(on_validation=on_validation, **fit_args)
@@ -186,6 +186,11 @@ def _end(study, trial, trial_run, state: TrialState, note: str, interrupted=Fals
     trial_run.end(state.name, interrupted=interrupted, note=note)
     print(f"trial {trial.number}: {state.name.lower()} ({note})")
     return state
+
+
+def pruned_note(epoch: int, val_accuracy: float) -> str:
+    """Why a trial stopped, with the figure rounded as every other printed figure is."""
+    return f"pruned after epoch {epoch + 1}: val_accuracy {val_accuracy:.4f}"
 
 
 def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial:

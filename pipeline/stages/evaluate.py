@@ -1,7 +1,8 @@
 """Stage `evaluate`: accuracy and per-class figures, logged into the training's MLflow run.
 
-As train does, main() starts the tracking agent before torch is imported (in run()), so that
-MLflow's import in the agent overlaps torch's here.
+As train does, main() starts the tracking agent before torch is imported (in evaluate()), and
+the figures are computed and written while the agent imports MLflow and reopens the run: only
+the logging waits for it.
 """
 
 from __future__ import annotations
@@ -30,6 +31,26 @@ def run(
     metrics_path: Path,
     plots_dir: Path,
 ) -> dict:
+    """Evaluate while the agent reopens the training's run (they share no input), then log."""
+    done: dict = {}
+
+    def evaluate_meanwhile() -> None:
+        done.update(evaluate(batch_size, data_dir, checkpoint_path, metrics_path, plots_dir))
+
+    tracker = resume_run(recorded_run_id(train_metrics), meanwhile=evaluate_meanwhile)
+    report = done["report"]
+    with run_status(tracker):
+        tracker.log_datasets([done["test"].as_dataset("test", "testing")])
+        tracker.log_metric("train_accuracy", report["train_accuracy"])
+        tracker.log_metric("test_accuracy", report["test_accuracy"])
+        tracker.log_artifact(plots_dir / "confusion.png", "plots")
+    return report
+
+
+def evaluate(
+    batch_size: int, data_dir: Path, checkpoint_path: Path, metrics_path: Path, plots_dir: Path
+) -> dict:
+    """The figures and their files: metrics/eval.json, plots/confusion.csv and .png."""
     import torch
 
     from pipeline.model import checkpoint
@@ -42,21 +63,13 @@ def run(
         expectation = f"the model in {checkpoint_path} expects {arch.num_inputs}"
         check_width(split, data_dir / f"{name}.npz", arch.num_inputs, expectation)
     predicted = {name: _predict(model, split, batch_size) for name, split in splits.items()}
-    plots.warm_up()  # matplotlib's import, while the agent may still be opening the store
-    tracker = resume_run(recorded_run_id(train_metrics))
-    with run_status(tracker):
-        tracker.log_datasets([splits["test"].as_dataset("test", "testing")])
-        report = metrics.report(splits, predicted, arch.classes)
-        matrix = np.asarray(report.pop("confusion_matrix"))
-        write_text(
-            plots_dir / "confusion.csv", metrics.confusion_csv(splits["test"], predicted["test"])
-        )
-        plots.confusion_matrix(matrix, plots_dir / "confusion.png", arch.classes)
-        write_json(metrics_path, report)
-        tracker.log_metric("train_accuracy", report["train_accuracy"])
-        tracker.log_metric("test_accuracy", report["test_accuracy"])
-        tracker.log_artifact(plots_dir / "confusion.png", "plots")
-    return report
+    report = metrics.report(splits, predicted, arch.classes)
+    matrix = np.asarray(report.pop("confusion_matrix"))
+    confusion = metrics.confusion_csv(splits["test"], predicted["test"])
+    write_text(plots_dir / "confusion.csv", confusion)
+    plots.confusion_matrix(matrix, plots_dir / "confusion.png", arch.classes)
+    write_json(metrics_path, report)
+    return {"report": report, "test": splits["test"]}
 
 
 def _predict(model, split: Split, batch_size: int) -> np.ndarray:

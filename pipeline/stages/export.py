@@ -1,7 +1,8 @@
 """Stage `export`: models/model.pth + model.json, and the MLflow model in the training's run.
 
 As train and evaluate do, main() starts the tracking agent before torch is imported (in run()):
-the agent imports MLflow meanwhile, then logs the model itself, so this process never does.
+the agent imports MLflow and reopens the run while this process writes the model files, then
+logs the model itself (from model.json, without torch), so this process never imports MLflow.
 """
 
 from __future__ import annotations
@@ -27,16 +28,22 @@ def run(
     train_metrics: Path,
     model_path: Path,
 ) -> Path:
-    from pipeline.model import checkpoint  # torch
+    """Write the model files while the agent reopens the training's run, then log them."""
+    done: dict = {}
 
-    model, arch = checkpoint.load(checkpoint_path)
-    example = load_split(example_data).features[:INPUT_EXAMPLE_ROWS]
-    tracker = resume_run(recorded_run_id(train_metrics))
-    with run_status(tracker):
+    def write_meanwhile() -> None:
+        from pipeline.model import checkpoint  # torch
+
+        model, arch = checkpoint.load(checkpoint_path)
+        done["example"] = load_split(example_data).features[:INPUT_EXAMPLE_ROWS]
         checkpoint.save(model, arch, model_path)
+
+    tracker = resume_run(recorded_run_id(train_metrics), meanwhile=write_meanwhile)
+    with run_status(tracker):
         tracker.log_artifact(model_path, "state_dict")
-        tracker.log_artifact(checkpoint.architecture_path(model_path), "state_dict")
-        tracker.log_model(model_path, example, export.model_name if export.register else None)
+        tracker.log_artifact(model_path.with_suffix(".json"), "state_dict")
+        registered = export.model_name if export.register else None
+        tracker.log_model(model_path, done["example"], registered)
     return model_path
 
 

@@ -57,6 +57,7 @@ EXPORTS = {
     "start_study_run": "pipeline.tracking.study",
     "study_link_tags": "pipeline.tracking.study",
     "tracking_enabled": "pipeline.tracking.destination",
+    "ui_address": "pipeline.tracking.ui",
 }
 __all__ = sorted(EXPORTS)
 

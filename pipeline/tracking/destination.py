@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +49,25 @@ def git_tags(root: Path) -> dict[str, str]:
         return {}
     dirty = bool(_git("status", "--porcelain", "--untracked-files=no", cwd=root))
     return {"mlflow.source.git.commit": commit, "git.dirty": str(dirty).lower()}
+
+
+def source_tags() -> dict[str, str]:
+    """The run's Source in the UI: the command of this process, as the user would type it."""
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    module = spec.name.removesuffix(".__main__") if spec else None
+    command = ["python", "-m", module] if module else ["python", *sys.argv[:1]]
+    return {"mlflow.source.name": shlex.join(command + sys.argv[1:]), "mlflow.source.type": "LOCAL"}
+
+
+def run_name(tags: dict[str, str]) -> str | None:
+    """What the run is: the DVC experiment's name, else `<data name>@<short commit>`."""
+    if os.environ.get("DVC_EXP_NAME"):
+        return os.environ["DVC_EXP_NAME"]
+    data, commit = tags.get("data.name"), tags.get("mlflow.source.git.commit")
+    if not (data and commit):
+        return None  # MLflow's own random name: nothing better to say
+    return f"{data}@{commit[:7]}" + ("-dirty" if tags.get("git.dirty") == "true" else "")
 
 
 def dvc_tags() -> dict[str, str]:

@@ -13,7 +13,13 @@ from typing import Any
 
 from pipeline.process.signals import sigterm_raises
 from pipeline.tracking.agent.client import open_streaming_run, prepare, take_agent
-from pipeline.tracking.destination import Destination, destination, repo_root, tracking_enabled
+from pipeline.tracking.destination import (
+    Destination,
+    destination,
+    repo_root,
+    source_tags,
+    tracking_enabled,
+)
 from pipeline.tracking.store.access import (
     unreachable,
     unreachable_error,
@@ -69,15 +75,18 @@ def start_run(
     The tracking agent (a process of its own) opens it and takes its metrics; an unreachable
     tracking server or refused credentials are an InputError here, before any training starts.
     `system_metrics`: the agent samples CPU, memory and GPU over the run. `meanwhile`: the
-    caller's own work, done while the agent opens the run instead of after it.
+    caller's own work, done while the agent opens the run instead of after it (always done,
+    tracked or not).
     """
     if not tracking_enabled():
+        if meanwhile:
+            meanwhile()
         return NullTracker()
     message = {
         "op": "start",
         "params": {key: str(value) for key, value in params.items()},
         # A study's trial reproduced with `dvc exp run` links back to it (study_link_tags).
-        "tags": {**study_link_tags(), **process_tags(), **tags},
+        "tags": {**source_tags(), **study_link_tags(), **process_tags(), **tags},
         "run_name": run_name,
         "system_metrics": system_metrics and system_metrics_enabled(),
     }
@@ -85,10 +94,32 @@ def start_run(
 
 
 def _open_through_agent(message: dict[str, Any], meanwhile: Callable[[], None] | None = None):
-    """`start` or `resume`, refused here first if the store is bad, then sent to the agent."""
+    """`start` or `resume`, refused here first if the store is bad, then sent to the agent.
+
+    `meanwhile` runs while the agent opens the run; if it fails, the run (open by then) ends
+    FAILED, or KILLED on Ctrl-C/SIGTERM, and its error is the one raised.
+    """
     root = repo_root()
     _refuse_a_bad_store(destination(root))
-    return open_streaming_run(take_agent(root), message, meanwhile)
+    failures: list[BaseException] = []
+
+    def guarded() -> None:
+        try:
+            with sigterm_raises():
+                meanwhile()
+        except BaseException as exc:
+            failures.append(exc)
+
+    try:
+        tracker = open_streaming_run(take_agent(root), message, guarded if meanwhile else None)
+    except BaseException:
+        if failures:
+            raise failures[0] from None
+        raise
+    if failures:
+        with run_status(tracker):
+            raise failures[0]
+    return tracker
 
 
 def _refuse_a_bad_store(dest: Destination) -> None:
@@ -121,13 +152,20 @@ def recorded_run_id(train_metrics: Path | str) -> str | None:
         raise InputError(f"{path}: not JSON with mlflow_run_id; rerun the train stage") from None
 
 
-def resume_run(run_id: str | None, system_metrics: bool = False):
+def resume_run(
+    run_id: str | None,
+    system_metrics: bool = False,
+    meanwhile: Callable[[], None] | None = None,
+):
     """Reopen the training's run so that evaluate and export log into it (and DDP's rank 0
     trains in the run its launcher opened), through the tracking agent as start_run does, with
     this node's system metrics if `system_metrics`. Export's model is logged by the agent too:
-    no stage imports MLflow.
+    no stage imports MLflow. `meanwhile`: the caller's work, done while the agent reopens the
+    run (always done, tracked or not).
     """
     if not tracking_enabled() or not run_id:
+        if meanwhile:
+            meanwhile()
         return NullTracker()
     message = {
         "op": "resume",
@@ -136,7 +174,7 @@ def resume_run(run_id: str | None, system_metrics: bool = False):
         "system_metrics": system_metrics and system_metrics_enabled(),
         "node": socket.gethostname(),
     }
-    return _open_through_agent(message)
+    return _open_through_agent(message, meanwhile)
 
 
 @contextlib.contextmanager

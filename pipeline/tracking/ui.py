@@ -8,10 +8,20 @@ table, where the loss curves are what the reader came for.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 DEFAULT_UI = "http://127.0.0.1:5000"
 MODEL_TRAINING = "workflowType=machine_learning"
+
+
+def ui_address() -> str:
+    """Where the MLflow UI is: the one place every printed link asks (`make ui`, `make run`,
+    pipeline.compare). MLFLOW_UI_URL when set (a UI elsewhere), else this machine on UI_PORT
+    (the Makefile's variable, exported to its commands; 5000 by default)."""
+    if url := os.environ.get("MLFLOW_UI_URL"):
+        return url.rstrip("/")
+    return f"http://127.0.0.1:{os.environ.get('UI_PORT') or 5000}"
 
 
 def runs_page(ui: str, experiment_id: str, charts: bool = False) -> str:
@@ -19,7 +29,7 @@ def runs_page(ui: str, experiment_id: str, charts: bool = False) -> str:
     return f"{ui.rstrip('/')}/#/experiments/{experiment_id}/runs?{MODEL_TRAINING}{view}"
 
 
-def run_links(run_id: str, ui: str) -> list[str]:
+def run_links(run_id: str, ui: str | None = None) -> list[str]:
     """The run's page and its experiment's runs (charts) in the UI at `ui`; none when the store
     does not know the run."""
     from mlflow.exceptions import MlflowException
@@ -30,6 +40,7 @@ def run_links(run_id: str, ui: str) -> list[str]:
 
     if not tracking_enabled():
         return []
+    ui = ui or ui_address()
     dest = destination()
     check_store(dest.tracking_uri)
     try:

@@ -13,7 +13,8 @@ import torch
 from pipeline.config.schema import Params
 from pipeline.data.batching import make_loader
 from pipeline.data.splits import Split
-from pipeline.model.network import Architecture, build_model
+from pipeline.model.architecture import Architecture
+from pipeline.model.network import build_model
 from pipeline.training.loop import FitResult, fit, make_optimizer
 
 # Validation runs in one pass of this many rows, in train's epochs and in trials alike.

@@ -44,14 +44,30 @@ def _train(runtime, params, data_dir, checkpoint_path, metrics_path, plots_dir) 
     check_width(val_split, split_paths[1], width, f"expected {width} as in {split_paths[0]}")
     if problem := batches_problem(cfg, len(train_split)):
         raise InputError(f"{split_paths[0]}: {problem}")
-    fitting = prepare(params=params, train_split=train_split, val_split=val_split, runtime=runtime)
-    model, loader, arch = fitting.model, fitting.loader, fitting.arch
     # A table's own digest (what `sha256sum` prints); generated sets: the splits' files.
     data_digest = train_split.source_sha256 or sha256_of(split_paths)
-    tags = {"data.sha256": data_digest, "data.source": train_split.source, **runtime.tags()}
+    tags = {
+        "data.name": train_split.data_name,  # the run's name and the UI's grouping (tracking.md)
+        "data.sha256": data_digest,
+        "data.source": train_split.source,
+        **runtime.tags(),
+    }
     if train_split.encoding:  # a table's rows left out by generate
         tags["data.rows_without_target"] = str(train_split.rows_without_target)
-    tracker = _open_run(runtime, params, tags)
+    built = []
+
+    def set_up() -> None:
+        # Model, optimizer (its first one imports torch._dynamo) and loader, and matplotlib for
+        # the loss plot at the end: while the agent creates the run, not after.
+        built.append(
+            prepare(params=params, train_split=train_split, val_split=val_split, runtime=runtime)
+        )
+        if runtime.is_main:
+            plots.warm_up()
+
+    tracker = _open_run(runtime, params, tags, meanwhile=set_up)
+    fitting = built[0]
+    model, loader, arch = fitting.model, fitting.loader, fitting.arch
     tracker.log_datasets(
         [train_split.as_dataset("train", "training")]
         + ([val_split.as_dataset("val", "validation")] if len(val_split) else [])
@@ -103,10 +119,11 @@ def launch(*, params: Params, data_dir: Path, worker_args: list[str]) -> None:
     """
     layout = distributed.plan_launch(params.train.device, params.train.nproc)
     split_paths = [data_dir / "train.npz", data_dir / "val.npz"]
-    for path in split_paths:
-        load_split(path)  # bad data stops here, before any process or run starts
+    # Bad data stops here, before any process or run starts.
+    train_split, _ = (load_split(path) for path in split_paths)
+    tags = {"data.name": train_split.data_name, **layout.tags()}
     # Rank 0 samples its node's system metrics; the launcher, which only waits, does not.
-    tracker = start_run(params.flat(), layout.tags(), system_metrics=False)
+    tracker = start_run(params.flat(), tags, system_metrics=False)
     env = {RUN_ID_VARIABLE: tracker.run_id or ""}  # empty: tracking is off
     with run_status(tracker):
         try:
@@ -118,15 +135,16 @@ def launch(*, params: Params, data_dir: Path, worker_args: list[str]) -> None:
             raise
 
 
-def _open_run(runtime: distributed.Runtime, params: Params, tags: dict[str, str]):
-    """Rank 0: the launcher's run when it opened one, else a new run. Other ranks: none."""
+def _open_run(runtime: distributed.Runtime, params: Params, tags: dict[str, str], meanwhile):
+    """Rank 0: the launcher's run when it opened one, else a new run. Other ranks: none.
+    `meanwhile` is done in every case: while the agent opens the run, when there is one."""
     if not runtime.is_main:
+        meanwhile()
         return NullTracker()
     launcher_run = os.environ.get(RUN_ID_VARIABLE)
     if not launcher_run:
-        # matplotlib (for the loss plot at the end) imports while the agent creates the run.
-        return start_run(params.flat(), tags, meanwhile=plots.warm_up)
-    tracker = resume_run(launcher_run, system_metrics=True)
+        return start_run(params.flat(), tags, meanwhile=meanwhile)
+    tracker = resume_run(launcher_run, system_metrics=True, meanwhile=meanwhile)
     tracker.set_tags(tags)
     return tracker
 

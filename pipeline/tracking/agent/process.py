@@ -27,7 +27,13 @@ from pipeline.process.errors import first_line
 from pipeline.tracking.agent.sender import Sender
 from pipeline.tracking.agent.spool import SPOOL_DIR, Spool
 from pipeline.tracking.datasets import dataset_inputs
-from pipeline.tracking.destination import Destination, destination, dvc_tags, git_tags
+from pipeline.tracking.destination import (
+    Destination,
+    destination,
+    dvc_tags,
+    git_tags,
+    run_name,
+)
 from pipeline.tracking.store.access import (
     experiment_id,
     refusal,
@@ -89,12 +95,13 @@ class Agent:
     def _start(self, message: dict) -> str:
         experiment = experiment_id(self.client, self.dest)
         end_stale_runs(self.client, experiment)
+        # The code that runs: in a queued experiment, the copy's commit and changed params.
+        tags = {**git_tags(Path.cwd()), **dvc_tags(), **message["tags"]}
         run = retry_locked(
             self.client.create_run,
             experiment,
-            run_name=message.get("run_name") or os.environ.get("DVC_EXP_NAME") or None,
-            # The code that runs: in a queued experiment, the copy's commit and changed params.
-            tags={**git_tags(Path.cwd()), **dvc_tags(), **message["tags"]},
+            run_name=message.get("run_name") or run_name(tags),
+            tags=tags,
         )
         self.log_params(run.info.run_id, message["params"])
         return run.info.run_id

@@ -10,12 +10,16 @@ logged "from code" (served_model_code.py), so loading it unpickles nothing eithe
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import mlflow.pyfunc
 import pandas as pd
+
+from pipeline.model.architecture import Architecture
 
 # Where the model keeps its files, relative to the model's directory (MLflow copies each
 # artifact there under its own file name, so model.json stays beside model.pth).
@@ -51,7 +55,8 @@ def answer(model, arch, rows):
             f"missing feature columns {missing}; expected the columns {list(columns)}"
         )
     if arch.encoding is None:  # generated data, and models saved before encodings
-        features = rows[list(columns)].to_numpy(dtype=np.float32)
+        # A copy: pandas may hand out a read-only view, which torch warns about.
+        features = np.array(rows[list(columns)], dtype=np.float32)
     else:
         try:
             raw = raw_from_frame(rows, arch.encoding, "the request")
@@ -70,38 +75,65 @@ def example_frame(arch, example_rows) -> pd.DataFrame:
 
 def log_model(state_path: Path, example_rows):
     """Log the served model into the active run; `example_rows` are the model's input rows
-    (numpy), shown as raw columns for a table."""
-    from mlflow.models import infer_signature
+    (numpy), shown as raw columns for a table.
 
-    from pipeline.model import checkpoint
+    Neither torch nor the model is loaded here: the signature comes from model.json (the
+    features in, a probability per class and the class out), and MLflow is asked not to reload
+    the model to try the input example (that reload imported torch into the agent, seconds of
+    export's time); the pipeline's tests load and query the logged model instead.
+    """
+    from mlflow.models import Model
 
-    model, arch = checkpoint.load(state_path)
+    arch = Architecture.from_dict(json.loads(state_path.with_suffix(".json").read_text()))
     example = example_frame(arch, example_rows)
-    signature = infer_signature(example, answer(model, arch, example))
-    if arch.encoding:  # the raw columns with their types, any cell of them may be blank
-        signature.inputs = _raw_schema(arch.encoding)
     with tempfile.TemporaryDirectory() as scratch:
         # MLflow copies artifacts by their file names: model.pth and model.json, side by side.
         state = Path(shutil.copy(state_path, scratch))
-        shutil.copy(checkpoint.architecture_path(state_path), scratch)
-        return mlflow.pyfunc.log_model(
+        shutil.copy(state_path.with_suffix(".json"), scratch)
+        return Model.log(
+            artifact_path=None,  # MLflow 3 names models (name=) instead
             name="model",
+            flavor=PYFUNC_WITHOUT_RELOAD,
+            flavor_name="pyfunc.ModelFromCode",  # what mlflow.pyfunc.log_model records
             python_model=str(Path(__file__).with_name("served_model_code.py")),
             artifacts={"state_dict": str(state), "architecture": str(state.with_suffix(".json"))},
-            signature=signature,
+            signature=signature(arch),
             input_example=example,
+            validate_serving_input=False,
             # Listing them skips MLflow's slow requirement inference (a model reload in a
             # subprocess) and its warning about the "+cpu" local version label.
             pip_requirements=_requirements(),
         )
 
 
-def _raw_schema(encoding):
+def signature(arch: Architecture):
+    """Feature columns (double; a table's raw columns with their types, any cell of them may
+    be blank) in; prob_<class> (double) per class, then `class` out: the types `answer`
+    returns (integer classes of generated data are long, a table's strings)."""
+    from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema
 
-    return Schema(
-        [ColSpec(column["type"], column["name"], required=False) for column in encoding.schema()]
-    )
+    if arch.encoding:
+        inputs = [
+            ColSpec(column["type"], column["name"], required=False)
+            for column in arch.encoding.schema()
+        ]
+    else:
+        inputs = [ColSpec("double", name) for name in arch.features]
+    outputs = [ColSpec("double", f"prob_{c}") for c in arch.classes]
+    integers = all(isinstance(c, int) for c in arch.classes)
+    outputs.append(ColSpec("long" if integers else "string", "class"))
+    return ModelSignature(inputs=Schema(inputs), outputs=Schema(outputs))
+
+
+def _save_without_reload(path, mlflow_model, validate_serving_input=True, **kwargs):
+    # validate_serving_input is Model.log's own switch (as mlflow.transformers passes it);
+    # pyfunc.save_model refuses keywords it does not know.
+    return mlflow.pyfunc.save_model(path=path, mlflow_model=mlflow_model, **kwargs)
+
+
+# mlflow.pyfunc as Model.log's flavor, its one use being save_model.
+PYFUNC_WITHOUT_RELOAD = SimpleNamespace(save_model=_save_without_reload)
 
 
 def _requirements() -> list[str]:
