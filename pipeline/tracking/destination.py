@@ -6,8 +6,13 @@ import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from pipeline.config.schema import configuration_digest
 
 DEFAULT_EXPERIMENT = "mlp-pipeline"
+# Runs that differ only in train.seed share this tag: MLflow's "Group by" gathers them.
+CONFIG_TAG = "config.digest"
 
 
 def tracking_enabled() -> bool:
@@ -47,6 +52,11 @@ def git_tags(root: Path) -> dict[str, str]:
         return {}
     dirty = bool(_git("status", "--porcelain", "--untracked-files=no", cwd=root))
     return {"mlflow.source.git.commit": commit, "git.dirty": str(dirty).lower()}
+
+
+def configuration_tags(params: dict[str, Any]) -> dict[str, str]:
+    """The configuration a run repeats (params: Params.flat()); none for a run without params."""
+    return {CONFIG_TAG: configuration_digest(params)} if params else {}
 
 
 def dvc_tags() -> dict[str, str]:

@@ -13,7 +13,13 @@ from typing import Any
 
 from pipeline.process.signals import sigterm_raises
 from pipeline.tracking.agent.client import open_streaming_run, prepare, take_agent
-from pipeline.tracking.destination import Destination, destination, repo_root, tracking_enabled
+from pipeline.tracking.destination import (
+    Destination,
+    configuration_tags,
+    destination,
+    repo_root,
+    tracking_enabled,
+)
 from pipeline.tracking.store.access import (
     unreachable,
     unreachable_error,
@@ -77,7 +83,7 @@ def start_run(
         "op": "start",
         "params": {key: str(value) for key, value in params.items()},
         # A study's trial reproduced with `dvc exp run` links back to it (study_link_tags).
-        "tags": {**study_link_tags(), **process_tags(), **tags},
+        "tags": {**study_link_tags(), **process_tags(), **configuration_tags(params), **tags},
         "run_name": run_name,
         "system_metrics": system_metrics and system_metrics_enabled(),
     }
