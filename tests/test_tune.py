@@ -245,3 +245,8 @@ def test_best_queues_the_same_seeds_and_a_study_keeps_its_repeats(tmp_path, monk
     assert run_all.endswith("dvc exp run --run-all")
     assert tune.main(tune_args(workspace, "--trials", "1", "--repeats", "3")) == 2
     assert "--repeats is 3 but study 't' scores trials over 2 seed(s)" in capsys.readouterr().err
+
+
+def test_repeats_below_one_are_refused(capsys):
+    assert tune.main(["--trials", "1", "--repeats", "0"]) == 2
+    assert capsys.readouterr().err == ("error: --repeats is 0; expected 1 or more training seeds\n")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import functools
 from dataclasses import dataclass
 from typing import Any, get_type_hints
 
@@ -110,6 +111,7 @@ def _typed(key: str, value: Any) -> Any:
     return value
 
 
+@functools.cache
 def _hints(cls: type = Params, prefix: str = "") -> dict[str, Any]:
     hints = {}
     for field in dataclasses.fields(cls):
