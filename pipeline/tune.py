@@ -41,8 +41,9 @@ from pipeline.tracking.store.urls import shown
 from pipeline.tracking.study import start_study_run
 
 
-def print_best(study: optuna.Study, config: StudyConfig) -> tuple[list[str], dict[str, str]]:
-    """The best trial's params and the `dvc exp run` that trains it; returns that command."""
+def print_best(study: optuna.Study, config: StudyConfig) -> tuple[list[list[str]], dict[str, str]]:
+    """The best trial's params and the `dvc exp run` that trains it (a trial of several seeds:
+    the queued sweep over them, then the run of the queue); returns those commands."""
     best = best_trial(study)
     values = {entry.key: choice_value(best.params[entry.key]) for entry in config.space}
     command, link = dvc_exp_run(study.study_name, best.number, values, best.user_attrs)
