@@ -12,6 +12,14 @@ tune.yaml (sampler and median pruner as shipped) reports how many epochs pruning
     python benchmarks/tune.py [--repeats 1] [--workers 2] [--pruning-trials 40]
 
 The last line is `ratio=<study / DVC sweep configurations per minute, median over pairs>`.
+
+`--seeds-cost` measures instead what `pipeline.tune --repeats 3` costs per trial against
+`--repeats 1` (goal: at most 3.3 times): the same enqueued configurations, pruning off, trials
+in this process without tracking, the two sides alternated `--rounds` times on the defaults.
+`--quick` does the same on a small set in seconds. Its last line is `ratio=<seconds per trial
+with 3 seeds / with 1, median over pairs>`.
+
+    python benchmarks/tune.py --seeds-cost [--rounds 3] [--quick]
 """
 
 from __future__ import annotations
@@ -27,7 +35,7 @@ import time
 from pathlib import Path
 
 import yaml
-from startup import ROOT, copy_project, environment
+from startup import ROOT, copy_head, environment, make_repository
 
 sys.path.insert(0, str(ROOT))  # the project's package, as `python -m` would find it
 from pipeline.config.params import load_params
@@ -144,16 +152,91 @@ def pruning(repo: Path, trials: int) -> tuple[int, int, float]:
     return trained, planned, elapsed
 
 
+def seeds_workspace(directory: Path, quick: bool) -> tuple[Path, Path, Path]:
+    """(params.yaml, data directory, fixed configurations) in `directory`: the defaults, or a
+    small set (600 samples, 2 epochs) with --quick."""
+    from pipeline.stages import generate
+
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["train"]["device"] = "cpu"
+    if quick:
+        params["data"].update(n_samples=600, n_features=8)
+        params["train"]["epochs"] = 2
+    (directory / "params.yaml").write_text(yaml.safe_dump(params))
+    (directory / "space.yaml").write_text(yaml.safe_dump(SPACE))
+    rows = configurations()[: 2 if quick else 12]
+    (directory / "fixed.yaml").write_text(yaml.safe_dump(rows))
+    generate.run(
+        data=load_params(directory / "params.yaml").data, seed=params["seed"], out_dir=directory
+    )
+    return directory / "params.yaml", directory, directory / "fixed.yaml"
+
+
+def seconds_per_trial(directory: Path, name: str, repeats: int) -> float:
+    """One study of the fixed configurations, `repeats` seeds each: its trials' time / trials."""
+    from pipeline.search.trials import load_splits
+    from pipeline.tracking.study import NullStudyRun
+
+    base = load_params(directory / "params.yaml")
+    config = load_space(directory / "space.yaml", base)
+    storage = f"sqlite:///{directory / 'optuna.db'}"
+    opened = search_study.open_study(storage=storage, name=name, config=config, create=True)
+    trials = search_study.enqueue(opened, config, base, directory / "fixed.yaml")
+    splits = load_splits(directory)
+    start = time.perf_counter()
+    search_study.run_trials(
+        study=opened,
+        config=config,
+        base=base,
+        splits=splits,
+        n_trials=trials,
+        study_run=NullStudyRun(),
+        repeats=repeats,
+    )
+    return (time.perf_counter() - start) / trials
+
+
+def seeds_cost(rounds: int, quick: bool) -> None:
+    seconds: dict[int, list[float]] = {1: [], 3: []}
+    with tempfile.TemporaryDirectory(prefix="bench-seeds-") as tmp:
+        directory = Path(tmp)
+        seeds_workspace(directory, quick)
+        # Torch's first optimizer step and Optuna's first storage calls cost seconds once.
+        seconds_per_trial(directory, "warm-up", 1)
+        print(f"load average before: {os.getloadavg()[0]:.1f}")
+        for index in range(rounds):
+            # Alternate which side goes first, so a change in the machine's load hits both.
+            for repeats in (1, 3) if index % 2 == 0 else (3, 1):
+                per_trial = seconds_per_trial(directory, f"r{repeats}-{index}", repeats)
+                seconds[repeats].append(per_trial)
+                print(f"  --repeats {repeats}: {per_trial:.3f} s per trial")
+        print(f"load average after: {os.getloadavg()[0]:.1f}")
+    for repeats, values in seconds.items():
+        print(
+            f"--repeats {repeats}: median {statistics.median(values):.3f} s per trial "
+            f"(range {min(values):.3f}-{max(values):.3f})"
+        )
+    ratios = [three / one for one, three in zip(seconds[1], seconds[3], strict=True)]
+    print(f"ratios {min(ratios):.2f}-{max(ratios):.2f} (goal: at most 3.3)")
+    print(f"ratio={statistics.median(ratios):.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--workers", type=int, default=2, help="study processes (DVC: -j 2)")
     parser.add_argument("--pruning-trials", type=int, default=40)
+    parser.add_argument("--seeds-cost", action="store_true", help="--repeats 3 against 1")
+    parser.add_argument("--rounds", type=int, default=3, help="--seeds-cost: alternations")
+    parser.add_argument("--quick", action="store_true", help="--seeds-cost on a small set")
     args = parser.parse_args()
+    if args.seeds_cost or args.quick:
+        os.environ["PIPELINE_TRACKING"] = "0"
+        seeds_cost(1 if args.quick else args.rounds, args.quick)
+        return
     per_minute = {"dvc": [], "study": []}
     with tempfile.TemporaryDirectory(prefix="bench-tune-") as tmp:
-        repo = Path(tmp)
-        copy_project(repo)
+        repo = make_repository(Path(tmp) / "repo", copy_head)
         run(["dvc", "repro"], repo)
         print(f"load average before: {os.getloadavg()[0]:.1f}  ({repo})")
         for repeat in range(args.repeats):

@@ -34,21 +34,24 @@ from pipeline.search.study import (
     run_trials,
     summary,
 )
-from pipeline.search.to_dvc import dvc_exp_run, format_best
+from pipeline.search.to_dvc import RUN_QUEUED, dvc_exp_run, format_best
 from pipeline.search.trials import load_splits
 from pipeline.tracking.runs import run_status
 from pipeline.tracking.store.urls import shown
 from pipeline.tracking.study import start_study_run
 
 
-def print_best(study: optuna.Study, config: StudyConfig) -> tuple[list[str], dict[str, str]]:
-    """The best trial's params and the `dvc exp run` that trains it; returns that command."""
+def print_best(study: optuna.Study, config: StudyConfig) -> tuple[list[list[str]], dict[str, str]]:
+    """The best trial's params and the `dvc exp run` that trains it (a trial of several seeds:
+    the queued sweep over them, then the run of the queue); returns those commands."""
     best = best_trial(study)
     values = {entry.key: choice_value(best.params[entry.key]) for entry in config.space}
     command, link = dvc_exp_run(study.study_name, best.number, values, best.user_attrs)
     print(format_best(best.number, best.value, best.user_attrs.get("val_loss"), values))
-    print(shlex.join([*(f"{k}={v}" for k, v in link.items()), *command]))
-    return command, link
+    commands = [command, RUN_QUEUED] if "--queue" in command else [command]
+    for each in commands:
+        print(shlex.join([*(f"{k}={v}" for k, v in link.items()), *each]))
+    return commands, link
 
 
 @exits_cleanly
@@ -61,11 +64,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     parser.add_argument("--data", type=Path, default=Path("data"))
     parser.add_argument("--enqueue", type=Path, help="YAML list of configurations to try first")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="training seeds per trial (train.seed, +1, ...); the objective is their mean",
+    )
     parser.add_argument("--best", action="store_true", help="print the best trial's dvc command")
     parser.add_argument("--apply", action="store_true", help="run that command")
     args = parser.parse_args(argv)
     if args.trials < 0 or not (args.trials or args.best or args.apply):
         raise InputError(f"--trials is {args.trials}; expected 1 or more (or --best, --apply)")
+    if args.repeats < 1:
+        raise InputError(f"--repeats is {args.repeats}; expected 1 or more training seeds")
     base = load_params(args.params)
     if base.train.strategy != "single":
         raise InputError(
@@ -82,9 +93,11 @@ def main(argv: list[str] | None = None) -> int:
         if code:
             return code
     if args.best or args.apply:
-        command, link = print_best(study, config)
-        if args.apply:
-            return _run_tied(command, env={**os.environ, **link})
+        commands, link = print_best(study, config)
+        for command in commands if args.apply else []:
+            code = _run_tied(command, env={**os.environ, **link})
+            if code:
+                return code
     return 0
 
 
@@ -101,9 +114,11 @@ def _run_tied(command: list[str], env: dict[str, str]) -> int:
 
 
 def _optimize(study, config: StudyConfig, base: Params, splits: tuple, args) -> int:
+    _same_repeats(study, args.repeats)
     if args.enqueue:
         enqueue(study, config, base, args.enqueue)
     settings = {"study.name": study.study_name, "study.storage": shown(storage_url(args.storage))}
+    settings["study.repeats"] = args.repeats
     settings |= {f"space.{e.key}": _describe(e) for e in config.space}
     study_run = start_study_run(study.study_name, settings)
     try:
@@ -115,6 +130,7 @@ def _optimize(study, config: StudyConfig, base: Params, splits: tuple, args) -> 
                 splits=splits,
                 n_trials=args.trials,
                 study_run=study_run,
+                repeats=args.repeats,
             )
             with held():
                 log_pictures(study, study_run)
@@ -122,6 +138,19 @@ def _optimize(study, config: StudyConfig, base: Params, splits: tuple, args) -> 
         return interrupted_exit(exc, "study", advice="; rerun to resume it")
     print(summary(study))
     return 0
+
+
+def _same_repeats(study: optuna.Study, repeats: int) -> None:
+    """A study compares means over one number of seeds: trials of another would not compare."""
+    with held():
+        before = study.user_attrs.get("repeats", 1 if study.trials else None)
+        if before is None:
+            study.set_user_attr("repeats", repeats)
+    if before is not None and before != repeats:
+        raise InputError(
+            f"--repeats is {repeats} but study {study.study_name!r} scores trials over {before} "
+            f"seed(s); expected --repeats {before}, or a new --study name"
+        )
 
 
 def _describe(entry) -> str:

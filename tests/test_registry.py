@@ -115,15 +115,21 @@ def test_compare_promote_makes_the_sweeps_choice_champion(project):
     run_id = json.loads((project / "metrics/train.json").read_text())["mlflow_run_id"]
     val_accuracy = json.loads((project / "metrics/train.json").read_text())["val_accuracy"]
 
-    promoted = run([sys.executable, "-m", "pipeline.compare", "--promote"], project).stdout
+    # One seed per configuration: nothing tells the two apart, so --promote alone refuses.
+    refused = run([sys.executable, "-m", "pipeline.compare", "--promote"], project, check=False)
+    assert refused.returncode == 2 and "--accept-indistinguishable" in refused.stderr
+    assert "not tested" in refused.stdout and "promoted" not in refused.stdout
+    client = mlflow.MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
+    assert client.search_model_versions("name = 'mlp-pipeline'") == []
+    accept = [sys.executable, "-m", "pipeline.compare", "--promote", "--accept-indistinguishable"]
+    promoted = run(accept, project).stdout
     assert f"promoted {chosen} (run {run_id}):" in promoted
     assert "  mlp-pipeline @champion -> version 1 (new)" in promoted
-    client = mlflow.MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
     champion = client.get_model_version_by_alias("mlp-pipeline", "champion")
     assert champion.run_id == run_id
     assert champion.tags["dvc.exp_name"] == chosen
     assert float(champion.tags["val_accuracy"]) == pytest.approx(val_accuracy)
 
-    again = run([sys.executable, "-m", "pipeline.compare", "--promote"], project).stdout
+    again = run(accept, project).stdout
     assert again.rstrip().endswith("mlp-pipeline version 1 is @champion already; nothing moved")
     assert len(client.search_model_versions("name = 'mlp-pipeline'")) == 1

@@ -199,3 +199,59 @@ def test_the_space_refuses_bad_bounds_of_the_new_keys(tmp_path, entry, fragment)
     )
     with pytest.raises(InputError, match=fragment):
         load_space(path, Params())
+
+
+def test_repeats_score_a_trial_by_the_mean_of_what_the_train_stage_gives(tmp_path, monkeypatch):
+    """--repeats 3: three training seeds (train.seed, +1, +2) of one configuration, each what the
+    train stage trains for that train.seed (with early stopping: the best epoch's figures)."""
+    monkeypatch.setenv("PIPELINE_TRACKING", "0")
+    workspace = make_workspace(tmp_path / "w", epochs=3)
+    early = {"train.early_stopping": 1}
+    fixed = enqueue_file(workspace)
+    params_path = workspace / "params.yaml"
+    params_path.write_text(
+        params_path.read_text().replace("early_stopping: 0", "early_stopping: 1")
+    )
+    args = tune_args(workspace, "--trials", "1", "--enqueue", fixed, "--repeats", "3")
+    assert tune.main(args) == 0
+    trial = load_study(workspace).trials[0]
+    base = with_values(load_params(params_path), {**CONFIGURATION, **early}, source="test")
+    assert trial.user_attrs["train_seeds"] == [base.seed, base.seed + 1, base.seed + 2]
+    figures = []
+    for seed in trial.user_attrs["train_seeds"]:
+        summary = train.run(
+            params=with_values(base, {"train.seed": seed}, source="test"),
+            data_dir=workspace / "data",
+            checkpoint_path=tmp_path / str(seed) / "checkpoint.pth",
+            metrics_path=tmp_path / str(seed) / "train.json",
+            plots_dir=tmp_path / str(seed),
+        )
+        figures.append((summary["val_accuracy"], summary["val_loss"]))
+    accuracies = [accuracy for accuracy, _ in figures]
+    assert trial.user_attrs["val_accuracies"] == pytest.approx(accuracies, abs=1e-6)
+    assert trial.value == pytest.approx(sum(accuracies) / 3, abs=1e-6)
+    losses = [loss for _, loss in figures]
+    assert trial.user_attrs["val_loss"] == pytest.approx(sum(losses) / 3, abs=1e-6)
+    # Pruning saw the running mean at steps that follow on across the seeds (3 epochs each).
+    steps = sorted(trial.intermediate_values)
+    assert steps[0] == 0 and 2 * 3 <= steps[-1] < 9 and trial.user_attrs["epochs_planned"] == 9
+
+
+def test_best_queues_the_same_seeds_and_a_study_keeps_its_repeats(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("PIPELINE_TRACKING", "0")
+    workspace = make_workspace(tmp_path / "w", epochs=1)
+    args = tune_args(workspace, "--trials", "1", "--repeats", "2")
+    assert tune.main(args) == 0
+    capsys.readouterr()
+    assert tune.main(tune_args(workspace, "--best")) == 0
+    queue, run_all = capsys.readouterr().out.splitlines()[-2:]
+    seed = load_params(workspace / "params.yaml").seed
+    assert f"dvc exp run --queue -n t-trial-0 -S train.seed={seed},{seed + 1} -S " in queue
+    assert run_all.endswith("dvc exp run --run-all")
+    assert tune.main(tune_args(workspace, "--trials", "1", "--repeats", "3")) == 2
+    assert "--repeats is 3 but study 't' scores trials over 2 seed(s)" in capsys.readouterr().err
+
+
+def test_repeats_below_one_are_refused(capsys):
+    assert tune.main(["--trials", "1", "--repeats", "0"]) == 2
+    assert capsys.readouterr().err == ("error: --repeats is 0; expected 1 or more training seeds\n")

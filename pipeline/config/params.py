@@ -134,6 +134,10 @@ def _convert(key: str, value: Any, hint: Any, source: str) -> Any:
         if not isinstance(value, bool) and not (value is None and hint is not bool):
             raise refuse("true or false")
         return value
+    if hint == int | None:  # train.seed: null means "the top-level seed"
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise refuse("a whole number or null")
+        return value
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise refuse("a whole number")

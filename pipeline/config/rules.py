@@ -53,7 +53,9 @@ def _range_problem(key: str, value: Any) -> str | None:
         return "at least 2"
     if key == "model.hidden" and (not value or min(value) < 1):
         return "a non-empty list of positive widths such as [30, 20]"
-    if key in ("train.num_workers", "train.early_stopping", "seed") and value < 0:
+    if key == "train.seed" and value is None:
+        return None
+    if key in ("train.num_workers", "train.early_stopping", "seed", "train.seed") and value < 0:
         return "0 or more"
     if key == "train.weight_decay" and not (math.isfinite(value) and value >= 0):
         return "a finite number, 0 or more"

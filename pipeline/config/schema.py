@@ -4,6 +4,8 @@ reads them, pipeline.config.rules checks them)."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,6 +62,9 @@ class TrainParams:
     weight_decay: float = 0.0
     # Patience in epochs on val_loss; 0 = off. On: the checkpoint is the best epoch's weights.
     early_stopping: int = 0
+    # Initialisation and shuffling; None = the top-level seed, which alone fixes the data, so
+    # repeats of one configuration (train.seed 1, 2, 3, ...) train on the same splits.
+    seed: int | None = None
 
 
 @dataclass(frozen=True)
@@ -85,6 +90,25 @@ class Params:
     def flat(self) -> dict[str, Any]:
         """Every key with dots (`train.lr`), as MLflow params and DVC show them."""
         return _flatten(dataclasses.asdict(self))
+
+    @property
+    def train_seed(self) -> int:
+        """The seed of weight initialisation and shuffling: train.seed, else `seed`."""
+        return self.seed if self.train.seed is None else self.train.seed
+
+
+# The one key that tells repeats of a configuration apart (see configuration_digest).
+REPEAT_KEY = "train.seed"
+
+
+def configuration_digest(flat: dict[str, Any]) -> str:
+    """A short, stable digest of every param but train.seed: runs that differ only in their
+    training seed are repeats of one configuration and share it (train.seed null, absent or
+    equal to `seed` alike). `flat`: Params.flat(), whose types do not depend on how YAML was
+    written (weight_decay 0 and 0.0 are one value)."""
+    kept = {key: value for key, value in flat.items() if key != REPEAT_KEY}
+    text = json.dumps(kept, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:

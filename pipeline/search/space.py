@@ -94,6 +94,9 @@ def _entry(path: Path, key: str, spec: Any, base: Params) -> Range | Choice:
         why = (
             "it would change the data splits"
             if key == "seed" or key.startswith("data.")
+            else "a trial's training seeds are `pipeline.tune --repeats`'s: a study compares "
+            "configurations, not seeds"
+            if key == "train.seed"
             else "it is not a params.yaml key that changes a trial's result"
         )
         raise InputError(f"{where} is refused ({why}); expected one of {', '.join(TUNABLE)}")

@@ -26,7 +26,7 @@ from pipeline.runtime.devices import choose_device
 from pipeline.runtime.threads import one_thread_per_worker
 from pipeline.search.space import Choice, StudyConfig
 from pipeline.search.storage import missing_sqlite_file
-from pipeline.search.trials import fit_trial
+from pipeline.search.trials import fit_repeats, repeat_seeds
 from pipeline.tracking.store.urls import shown
 
 
@@ -105,8 +105,11 @@ def choice_value(label: Any) -> Any:
     return json.loads(label) if isinstance(label, str) and label.startswith("[") else label
 
 
-def run_trials(*, study, config, base: Params, splits: tuple, n_trials: int, study_run) -> None:
-    """Add n_trials to the study; splits: (train, val) as load_splits gives them."""
+def run_trials(
+    *, study, config, base: Params, splits: tuple, n_trials: int, study_run, repeats: int = 1
+) -> None:
+    """Add n_trials to the study, each trained over `repeats` training seeds and scored by their
+    mean; splits: (train, val) as load_splits gives them."""
     device = choose_device(base.train.device)
     one_thread_per_worker(device)
     # Every store call below is made with interruptions held (pipeline.process.signals): only the
@@ -115,7 +118,8 @@ def run_trials(*, study, config, base: Params, splits: tuple, n_trials: int, stu
         with held():
             trial = study.ask()
         try:
-            state = _set_up_and_run(study, trial, config, base, splits, device, study_run)
+            settings = (config, base, repeats)
+            state = _set_up_and_run(study, trial, settings, splits, device, study_run)
         except BaseException:
             # Bad params, an interruption or a store error between trials: never left RUNNING.
             with held():
@@ -126,13 +130,15 @@ def run_trials(*, study, config, base: Params, splits: tuple, n_trials: int, stu
                 study_run.log_best(best_trial(study).value, step=trial.number)
 
 
-def _set_up_and_run(study, trial, config, base, splits, device, study_run) -> TrialState:
-    params, trial_run = _set_up(trial, config, base, study_run)
+def _set_up_and_run(study, trial, settings, splits, device, study_run) -> TrialState:
+    config, base, repeats = settings
+    params, trial_run = _set_up(trial, config, base, study_run, repeats)
     return _run_one(
         study,
         trial,
         trial_run,
         params=params,
+        seeds=repeat_seeds(params, repeats),
         device=device,
         train_split=splits[0],
         val_split=splits[1],
@@ -140,12 +146,13 @@ def _set_up_and_run(study, trial, config, base, splits, device, study_run) -> Tr
 
 
 @held()
-def _set_up(trial, config, base, study_run):
+def _set_up(trial, config, base, study_run, repeats: int):
     params = with_values(base, suggest(trial, config), source=f"trial {trial.number}")
     trial_run = study_run.trial(trial.number, params.flat())
     trial.set_user_attr("mlflow_run_id", trial_run.run_id)
     trial.set_user_attr("mlflow_parent_run_id", study_run.run_id)
-    trial.set_user_attr("epochs_planned", params.train.epochs)
+    trial.set_user_attr("epochs_planned", params.train.epochs * repeats)
+    trial.set_user_attr("train_seeds", repeat_seeds(params, repeats))
     return params, trial_run
 
 
@@ -160,7 +167,7 @@ def _run_one(study, trial, trial_run, **fit_args) -> TrialState:
             raise optuna.TrialPruned(pruned_note(epoch, val_accuracy))
 
     try:
-        val_loss, val_accuracy = fit_trial(on_validation=on_validation, **fit_args)
+        val_loss, val_accuracy, each = fit_repeats(on_validation=on_validation, **fit_args)
     except optuna.TrialPruned as pruned:
         return _end(study, trial, trial_run, TrialState.PRUNED, str(pruned))
     except KeyboardInterrupt:
@@ -168,15 +175,18 @@ def _run_one(study, trial, trial_run, **fit_args) -> TrialState:
         raise
     except Exception as exc:  # Diverged (NaN loss) or any error: the study goes on
         return _end(study, trial, trial_run, TrialState.FAIL, f"{type(exc).__name__}: {exc}")
-    return _complete(study, trial, trial_run, val_loss, val_accuracy)
+    return _complete(study, trial, trial_run, val_loss, val_accuracy, each)
 
 
 @held()
-def _complete(study, trial, trial_run, val_loss: float, val_accuracy: float) -> TrialState:
+def _complete(study, trial, trial_run, val_loss: float, val_accuracy: float, each) -> TrialState:
     trial.set_user_attr("val_loss", val_loss)
+    if len(each) > 1:
+        trial.set_user_attr("val_accuracies", each)
     study.tell(trial, val_accuracy)
     trial_run.end("COMPLETE")
-    print(f"trial {trial.number}: val_accuracy {val_accuracy:.4f} val_loss {val_loss:.4f}")
+    seeds = f" (mean of {len(each)} seeds)" if len(each) > 1 else ""
+    print(f"trial {trial.number}: val_accuracy {val_accuracy:.4f} val_loss {val_loss:.4f}{seeds}")
     return TrialState.COMPLETE
 
 

@@ -6,13 +6,24 @@ from __future__ import annotations
 import re
 from typing import Any
 
+# Runs what dvc_exp_run queued when a trial was trained over several seeds.
+RUN_QUEUED = ["dvc", "exp", "run", "--run-all"]
+
 
 def dvc_exp_run(
     study_name: str, number: int, values: dict[str, Any], user_attrs: dict[str, Any]
 ) -> tuple[list[str], dict[str, str]]:
-    """(argv of `dvc exp run -n <study>-trial-<n> -S key=value ...`, its link variables)."""
+    """(argv of `dvc exp run -n <study>-trial-<n> -S key=value ...`, its link variables).
+
+    A trial trained over several seeds (`pipeline.tune --repeats`) becomes a queued sweep over
+    the same train.seed values (experiments <name>-1, <name>-2, ...; then RUN_QUEUED), so
+    `pipeline.compare` sees the trial's configuration with its seeds."""
     name = re.sub(r"[^A-Za-z0-9._-]+", "-", f"{study_name}-trial-{number}")
     command = ["dvc", "exp", "run", "-n", name]
+    seeds = user_attrs.get("train_seeds") or []
+    if len(seeds) > 1:
+        command[3:3] = ["--queue"]
+        command += ["-S", "train.seed=" + ",".join(str(seed) for seed in seeds)]
     for key, value in values.items():
         command += ["-S", f"{key}={yaml_value(value)}"]
     # Names from pipeline.tracking.LINK_VARIABLES, which turns them into the run's tags.

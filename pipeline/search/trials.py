@@ -3,6 +3,7 @@ validated after every epoch. The test split is never read here."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -69,3 +70,34 @@ def fit_trial(
     if stopper and stopper.best_epoch is not None:
         return stopper.best_figures["val_loss"], stopper.best_figures["val_accuracy"]
     return last[0]
+
+
+def repeat_seeds(params: Params, repeats: int) -> list[int]:
+    """A trial's training seeds: train.seed (or `seed`), then the next ones."""
+    return [params.train_seed + offset for offset in range(repeats)]
+
+
+def fit_repeats(
+    *, params: Params, seeds: list[int], on_validation: ValidationCallback, **fit_args
+) -> tuple[float, float, list[float]]:
+    """fit_trial once per training seed on the same splits: the mean (val_loss, val_accuracy)
+    and each seed's val_accuracy. on_validation gets the running mean at step
+    `repeat * train.epochs + epoch`: the seeds done so far with this seed's current epoch, so
+    the pruner judges the trial on the figure it will be scored by."""
+    done: list[tuple[float, float]] = []
+    for repeat, seed in enumerate(seeds):
+        seeded = params
+        if seed != params.train_seed:  # one seed: exactly the params the study suggested
+            seeded = dataclasses.replace(params, train=dataclasses.replace(params.train, seed=seed))
+
+        offset = repeat * params.train.epochs
+
+        def running(epoch: int, val_loss: float, val_accuracy: float, offset=offset) -> None:
+            losses = [loss for loss, _ in done] + [val_loss]
+            accuracies = [accuracy for _, accuracy in done] + [val_accuracy]
+            mean_loss, mean_accuracy = sum(losses) / len(losses), sum(accuracies) / len(accuracies)
+            on_validation(offset + epoch, mean_loss, mean_accuracy)
+
+        done.append(fit_trial(params=seeded, on_validation=running, **fit_args))
+    losses, accuracies = [loss for loss, _ in done], [accuracy for _, accuracy in done]
+    return sum(losses) / len(losses), sum(accuracies) / len(accuracies), accuracies

@@ -8,8 +8,13 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from pipeline.config.schema import configuration_digest
 
 DEFAULT_EXPERIMENT = "mlp-pipeline"
+# Runs that differ only in train.seed share this tag: MLflow's "Group by" gathers them.
+CONFIG_TAG = "config.digest"
 
 
 def tracking_enabled() -> bool:
@@ -68,6 +73,11 @@ def run_name(tags: dict[str, str]) -> str | None:
     if not (data and commit):
         return None  # MLflow's own random name: nothing better to say
     return f"{data}@{commit[:7]}" + ("-dirty" if tags.get("git.dirty") == "true" else "")
+
+
+def configuration_tags(params: dict[str, Any]) -> dict[str, str]:
+    """The configuration a run repeats (params: Params.flat()); none for a run without params."""
+    return {CONFIG_TAG: configuration_digest(params)} if params else {}
 
 
 def dvc_tags() -> dict[str, str]:

@@ -15,6 +15,7 @@ from pipeline.process.signals import sigterm_raises
 from pipeline.tracking.agent.client import open_streaming_run, prepare, take_agent
 from pipeline.tracking.destination import (
     Destination,
+    configuration_tags,
     destination,
     repo_root,
     source_tags,
@@ -86,7 +87,13 @@ def start_run(
         "op": "start",
         "params": {key: str(value) for key, value in params.items()},
         # A study's trial reproduced with `dvc exp run` links back to it (study_link_tags).
-        "tags": {**source_tags(), **study_link_tags(), **process_tags(), **tags},
+        "tags": {
+            **source_tags(),
+            **study_link_tags(),
+            **process_tags(),
+            **configuration_tags(params),
+            **tags,
+        },
         "run_name": run_name,
         "system_metrics": system_metrics and system_metrics_enabled(),
     }

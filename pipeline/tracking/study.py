@@ -11,7 +11,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pipeline.tracking.destination import destination, git_tags, repo_root, tracking_enabled
+from pipeline.tracking.destination import (
+    configuration_tags,
+    destination,
+    git_tags,
+    repo_root,
+    tracking_enabled,
+)
 from pipeline.tracking.store.access import (
     experiment_id,
     explains_refusal,
@@ -102,6 +108,7 @@ class StudyRun(NullStudyRun):
 
         tags = {
             **self.tags,
+            **configuration_tags(params),
             "mlflow.parentRunId": self.run_id,
             "trial.number": str(number),
             "trial.state": "RUNNING",

@@ -70,13 +70,14 @@ def prepare(*, params: Params, train_split: Split, val_split: Split, runtime) ->
     cfg = params.train
     arch = architecture(params, train_split)
     # The notebook's order: seed, build the model, then let the loader draw its shuffles.
-    torch.manual_seed(params.seed)
+    # train_seed is `seed` unless train.seed is set: the data's splits never depend on it.
+    torch.manual_seed(params.train_seed)
     model = build_model(arch)
     if model.standardize is not None:  # the training rows' statistics only
         model.standardize.fit(torch.from_numpy(train_split.features))
     model = runtime.wrap(model.to(runtime.device))
     optimizer = make_optimizer(cfg.optimizer, model.parameters(), cfg.lr, cfg.weight_decay)
-    sampler = runtime.sampler(train_split, cfg.shuffle, params.seed, cfg.drop_last)
+    sampler = runtime.sampler(train_split, cfg.shuffle, params.train_seed, cfg.drop_last)
     loader = make_loader(
         train_split, cfg.batch_size, cfg.shuffle, cfg.drop_last, cfg.num_workers, sampler
     )
