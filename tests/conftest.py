@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from helpers import copy_project
+from sweep_helpers import Sweep, shared_sweep
 
 
 @pytest.fixture
@@ -39,3 +40,11 @@ def forget_tracking_uri():
         sys.modules["mlflow"].set_tracking_uri(None)
     if before is not None:
         os.environ["MLFLOW_TRACKING_URI"] = before
+
+
+@pytest.fixture(scope="session")
+def queued_sweep(tmp_path_factory, worker_id) -> Sweep:
+    """One queued DVC sweep per test session, shared by every xdist worker (sweep_helpers.py)."""
+    base = tmp_path_factory.getbasetemp()
+    # Under xdist each worker has its own basetemp inside the session's: share the session's.
+    return shared_sweep(base if worker_id == "master" else base.parent)

@@ -4,15 +4,16 @@ training seeds (one sweep, shared by every assertion about it)."""
 
 from __future__ import annotations
 
-import copy
 import math
 import sys
 
+import mlflow
 import numpy as np
 import pytest
 import torch
-from helpers import SMALL_PARAMS, clean_env, commit_all, copy_project, run, write_params
+from helpers import SMALL_PARAMS, run
 from scipy import stats
+from sweep_helpers import RATES, TRAIN_SEEDS
 from tune_helpers import make_workspace
 
 from pipeline.config.params import load_params, with_values
@@ -125,29 +126,14 @@ def test_seeds_needed_gives_the_power_it_promises():
     assert told >= seeds.POWER - 0.015
 
 
-# The sweep: train.lr 0.1 and 0.1001 differ in nothing that matters, 1e-4 clearly trains worse.
-RATES = {"0.1": "same", "0.1001": "same", "0.0001": "worse"}
-TRAIN_SEEDS = (1, 2)
-
-
 @pytest.fixture(scope="module")
-def sweep(tmp_path_factory):
-    """A queued `dvc exp run` sweep of RATES x TRAIN_SEEDS, run with `dvc exp run --run-all`."""
-    repo = copy_project(tmp_path_factory.mktemp("sweep") / "repo")
-    params = copy.deepcopy(SMALL_PARAMS)
-    params["train"]["epochs"] = 2
-    write_params(repo / "params.yaml", params)
-    commit_all(repo, "sweep params")  # queued experiments run the committed tree
-    seeds_set = "train.seed=" + ",".join(map(str, TRAIN_SEEDS))
-    lr_set = "train.lr=" + ",".join(RATES)
-    env = clean_env(PIPELINE_TRACKING="0")  # the registry's part is tests/test_registry.py's
-    run(["dvc", "exp", "run", "--queue", "-S", seeds_set, "-S", lr_set], repo, env=env)
-    run(["dvc", "exp", "run", "--run-all", "-j", "2"], repo, env=env, timeout=1200)
-    printed = run([sys.executable, "-m", "pipeline.compare"], repo, env=env, check=False)
-    promote = [sys.executable, "-m", "pipeline.compare", "--promote"]
-    refused = run(promote, repo, env=env, check=False)
+def sweep(queued_sweep):
+    """The suite's shared sweep (sweep_helpers.py): compare's output and refusal, and the rows."""
     import dvc.api
 
+    repo = queued_sweep.repo
+    printed = run([sys.executable, "-m", "pipeline.compare"], repo, check=False)
+    refused = run([sys.executable, "-m", "pipeline.compare", "--promote"], repo, check=False)
     rows = dvc.api.exp_show(repo=str(repo))
     return {"repo": repo, "printed": printed, "refused": refused, "rows": rows}
 
@@ -206,19 +192,12 @@ def test_promote_refuses_an_indistinguishable_winner(sweep):
     accepted = run(
         [sys.executable, "-m", "pipeline.compare", "--promote", "--accept-indistinguishable"],
         sweep["repo"],
-        env=clean_env(PIPELINE_TRACKING="0"),
         check=False,
     )
-    # Accepted, it goes on to promote: here the runs were not tracked, which it says in a line.
-    assert accepted.returncode == 2
-    assert "has no mlflow_run_id" in accepted.stderr
-
-
-@pytest.mark.parametrize("value", ["-0.01", "nan"])
-def test_a_bad_minimum_effect_is_one_line(value, capsys):
-    from pipeline import compare
-
-    assert compare.main(["--min-effect", value]) == 2
-    assert capsys.readouterr().err == (
-        f"error: --min-effect is {float(value)}; expected a number, 0 or more\n"
-    )
+    # Accepted, it promotes the best seed of the first configuration: @champion in the registry.
+    assert accepted.returncode == 0, accepted.stderr
+    best = configurations(experiments(sweep["rows"])[0])[0].best
+    assert f"promoted {best.name} (run {best.run_id}):" in accepted.stdout
+    client = mlflow.MlflowClient(f"sqlite:///{sweep['repo'] / 'mlflow.db'}")
+    champion = client.get_model_version_by_alias("mlp-pipeline", "champion")
+    assert champion.run_id == best.run_id

@@ -10,8 +10,8 @@ import contextlib
 import copy
 import json
 import os
-import re
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -20,6 +20,7 @@ from pathlib import Path
 import mlflow
 import pytest
 from helpers import SMALL_PARAMS, clean_env, commit_all, run, write_params
+from sweep_helpers import RATES, TRAIN_SEEDS
 
 from pipeline.config.params import load_params
 from pipeline.config.rules import split_sizes
@@ -28,7 +29,6 @@ from pipeline.process.files import sha256_of
 pytestmark = pytest.mark.e2e
 
 EXPERIMENT = "mlp-pipeline"
-QUEUE_DEADLINE_S = 900
 
 
 def small_params(**train) -> dict:
@@ -80,34 +80,14 @@ def logged_models(client: mlflow.MlflowClient, run) -> list:
     return client.search_logged_models([run.info.experiment_id], filter_string=query)
 
 
-def wait_for_queue(repo: Path, names: list[str]) -> dict[str, str]:
-    """Poll `dvc queue status` until none of `names` is queued or running; their statuses."""
-    deadline = time.monotonic() + QUEUE_DEADLINE_S
-    while True:
-        lines = run(["dvc", "queue", "status"], repo).stdout.splitlines()
-        statuses = {line.split()[1]: line.split()[-1] for line in lines if line.split()[1:2]}
-        statuses = {name: statuses.get(name, "missing") for name in names}
-        if not {"Queued", "Running", "missing"} & set(statuses.values()):
-            return statuses
-        assert time.monotonic() < deadline, f"queue still busy after {QUEUE_DEADLINE_S} s"
-        time.sleep(3)
-
-
-def test_a_queued_sweep_ends_as_finished_runs_in_the_original_store(project):
-    write_params(project / "params.yaml", small_params(epochs=2))
-    commit_all(project, "sweep params")  # queued experiments run the committed tree
-    queued = run(["dvc", "exp", "run", "--queue", "-S", "train.lr=0.05,0.1,0.5"], project)
-    names = re.findall(r"Queued experiment '([^']+)'", queued.stdout + queued.stderr)
-    assert len(names) == 3
-
-    try:
-        run(["dvc", "queue", "start", "-j", "2"], project)
-        statuses = wait_for_queue(project, names)
-    finally:
-        run(["dvc", "queue", "stop", "--kill"], project, check=False)
-    failed = [name for name, status in statuses.items() if status != "Success"]
-    logs = [run(["dvc", "queue", "logs", name], project, check=False).stdout for name in failed]
-    assert not failed, f"{statuses}\n" + "\n".join(log[-3000:] for log in logs)
+def test_a_queued_sweep_ends_as_finished_runs_in_the_original_store(queued_sweep):
+    """The suite's shared sweep (sweep_helpers.py): 3 rates x 2 training seeds, 2 queue workers."""
+    project, names = queued_sweep.repo, queued_sweep.names
+    assert len(names) == len(RATES) * len(TRAIN_SEEDS)
+    failed = [name for name, status in queued_sweep.statuses.items() if status != "Success"]
+    assert not failed, f"{queued_sweep.statuses}\n" + "\n".join(
+        log[-3000:] for log in queued_sweep.failure_logs
+    )
 
     runs = {r.info.run_name: r for r in all_runs(project)}
     assert set(runs) == set(names)
@@ -136,11 +116,25 @@ def test_a_queued_sweep_ends_as_finished_runs_in_the_original_store(project):
         artifacts = project / "mlartifacts" / mlflow_run.info.run_id / "artifacts"
         assert mlflow_run.info.artifact_uri == artifacts.as_uri()
         assert (artifacts / "state_dict" / "model.pth").is_file()
-    assert sorted(float(r.data.params["train.lr"]) for r in runs.values()) == [0.05, 0.1, 0.5]
+    swept = sorted(
+        (float(r.data.params["train.lr"]), int(r.data.params["train.seed"])) for r in runs.values()
+    )
+    assert swept == sorted((float(lr), seed) for lr in RATES for seed in TRAIN_SEEDS)
     assert [p.relative_to(project) for p in project.rglob("mlflow.db")] == [Path("mlflow.db")]
 
+    # compare's choice: the best seed of the configuration (learning rate) best in the mean.
     val = {name: shown[name]["metrics"]["metrics/train.json"] for name in names}
-    chosen = min(names, key=lambda n: (-val[n]["val_accuracy"], val[n]["val_loss"], n))
+    by_rate = {}
+    for name in names:
+        by_rate.setdefault(shown[name]["params"]["train"]["lr"], []).append(name)
+    best_rate = min(
+        by_rate,
+        key=lambda lr: (
+            -statistics.mean(val[n]["val_accuracy"] for n in by_rate[lr]),
+            statistics.mean(val[n]["val_loss"] for n in by_rate[lr]),
+        ),
+    )
+    chosen = min(by_rate[best_rate], key=lambda n: (-val[n]["val_accuracy"], val[n]["val_loss"], n))
     printed = run([sys.executable, "-m", "pipeline.compare"], project).stdout
     assert f"chosen on validation accuracy: {chosen}" in printed
     test_accuracy = shown[chosen]["metrics"]["metrics/eval.json"]["test_accuracy"]
