@@ -105,17 +105,18 @@ def baseline(repo: Path, name: str) -> float:
     return baseline_accuracy(splits)
 
 
-def measure(name: str, trials: int, settings: dict) -> dict:
+def measure(name: str, trials: int, settings: dict, space: str) -> dict:
     with tempfile.TemporaryDirectory(prefix=f"tuned-{name}-") as scratch:
         repo = Path(scratch)
         make_project(repo, name, settings)
         run(["dvc", "repro"], repo)
         figures = {"untuned": test_accuracy(repo), "baseline": baseline(repo, name)}
         start = time.perf_counter()
-        study = run([sys.executable, "-m", "pipeline.tune", "--trials", str(trials)], repo)
+        tune = [sys.executable, "-m", "pipeline.tune", "--space", space]
+        study = run([*tune, "--trials", str(trials)], repo)
         figures["study_s"] = time.perf_counter() - start
         figures["summary"] = study.strip().splitlines()[-1]
-        applied = run([sys.executable, "-m", "pipeline.tune", "--apply"], repo)
+        applied = run([*tune, "--apply"], repo)
         figures["best"] = applied.splitlines()[0]  # best trial <n>: val_accuracy ...
         figures["params"] = re.findall(r"^  (\S+ = .+)$", applied, flags=re.MULTILINE)
         figures["tuned"] = test_accuracy(repo)
@@ -128,6 +129,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--quick", action="store_true", help="2 trials of 3 epochs on penguins: a smoke run"
     )
     parser.add_argument("--trials", type=int, default=30, help="trials per study (default 30)")
+    parser.add_argument(
+        "--space", default="tune.yaml", help="the project's search space file (tune-table.yaml)"
+    )
     parser.add_argument("--tables", nargs="+", choices=RAW_TABLES, default=list(RAW_TABLES))
     return parser.parse_args(argv)
 
@@ -136,10 +140,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     settings = {**TABLE_SETTINGS, **(QUICK if args.quick else {})}
     trials, tables = (2, ["penguins"]) if args.quick else (args.trials, args.tables)
-    print(f"table settings: {settings}; seed {SEED}; {trials} trials on tune.yaml", flush=True)
+    print(f"table settings: {settings}; seed {SEED}; {trials} trials on {args.space}", flush=True)
     ratios = []
     for name in tables:
-        got = measure(name, trials, settings)
+        got = measure(name, trials, settings, args.space)
         ratios.append(got["tuned"] / got["baseline"])
         print(
             f"{name}: baseline {got['baseline']:.4f}  untuned {got['untuned']:.4f}  "
