@@ -183,6 +183,16 @@ def test_the_projects_space_tunes_dropout_weight_decay_and_early_stopping():
     assert 0 in entries["train.early_stopping"].choices
 
 
+def test_the_table_space_always_stops_early_and_leaves_the_optimizer_to_params():
+    # tune-table.yaml (docs/own-data.md): every trial scores its best epoch, adam comes from the
+    # table settings, and its study is not tune.yaml's (one storage can hold both).
+    config = load_space(ROOT / "tune-table.yaml", load_params(ROOT / "params.yaml"))
+    entries = {entry.key: entry for entry in config.space}
+    assert 0 not in entries["train.early_stopping"].choices
+    assert "train.optimizer" not in entries and entries["train.lr"].high <= 0.03
+    assert config.name != load_space(ROOT / "tune.yaml", Params()).name
+
+
 @pytest.mark.parametrize(
     ("entry", "fragment"),
     [
