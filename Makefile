@@ -14,7 +14,7 @@ STORE := "sqlite:///$(CURDIR)/mlflow.db"
 # The experiment's runs in the Model training view (MLflow 3 opens experiments on GenAI traces);
 # the UI's front page if that cannot be told.
 UI_LINK = $(BIN)/python -m pipeline.tracking ui-link --tracking-uri $(STORE)
-UI_LINK_OR_HOME = 2>/dev/null || echo http://127.0.0.1:$(UI_PORT)
+UI_LINK_OR_HOME = 2>/dev/null || echo $${MLFLOW_UI_URL:-http://127.0.0.1:$(UI_PORT)}
 # `make server`: the team's tracking server (docs/team.md); e.g. SERVER_ARGS=--basic-auth
 SERVER_PORT ?= 5050
 SERVER_DIR ?= $(CURDIR)/.team
