@@ -25,6 +25,7 @@ from sweep_helpers import RATES, TRAIN_SEEDS
 from pipeline.config.params import load_params
 from pipeline.config.rules import split_sizes
 from pipeline.process.files import sha256_of
+from pipeline.tracking.store.access import store_client
 
 pytestmark = pytest.mark.e2e
 
@@ -38,7 +39,9 @@ def small_params(**train) -> dict:
 
 
 def store(repo: Path) -> mlflow.MlflowClient:
-    return mlflow.MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
+    # Through the pipeline's own creation lock: a poller that opens the store while a stage
+    # creates it would otherwise run MLflow's migrations alongside the stage's (both fail).
+    return store_client(f"sqlite:///{repo / 'mlflow.db'}")
 
 
 def all_runs(repo: Path) -> list:
