@@ -149,3 +149,16 @@ def skip_without_postgres() -> None:
             pwd.getpwnam("postgres")
         except KeyError:
             pytest.skip("running as root needs the `postgres` account that Debian's package adds")
+
+
+def run_quick_benchmark(script: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    """`python benchmarks/<script> --quick` as a user runs it (the tests that keep benchmarks
+    from rotting); the caller asserts on its exit code and output."""
+    return subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / script), "--quick"],
+        cwd=cwd,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )

@@ -5,24 +5,15 @@ measures; benchmarks/README.md holds the figures)."""
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 
 import yaml
-from helpers import ROOT, clean_env
+from helpers import ROOT, run_quick_benchmark
 
 ROW = re.compile(r"^stage (\w+): (wall - imports|wall|imports) +([\d.]+) \[([\d.]+)-([\d.]+)\]$")
 
 
 def test_the_quick_benchmark_times_every_stage_and_its_imports():
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "startup.py"), "--quick"],
-        cwd=ROOT,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    done = run_quick_benchmark("startup.py")
     assert done.returncode == 0, done.stderr[-4000:]
     table = {}
     for line in done.stdout.splitlines():

@@ -4,21 +4,12 @@ width and the ratio line is printed (no timing asserted: the full run measures t
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 
-from helpers import ROOT, clean_env
+from helpers import run_quick_benchmark
 
 
 def test_the_quick_table_benchmark_compares_generate_with_the_work_by_hand():
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "table.py"), "--quick"],
-        cwd=ROOT,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    done = run_quick_benchmark("table.py")
     assert done.returncode == 0, done.stderr[-4000:]
     lines = done.stdout.splitlines()
     widths = {

@@ -5,21 +5,12 @@ timing asserted here (the benchmark's full run measures it)."""
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 
-from helpers import ROOT, clean_env
+from helpers import run_quick_benchmark
 
 
 def test_the_quick_benchmark_measures_three_seeds_against_one():
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "tune.py"), "--quick"],
-        cwd=ROOT,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    done = run_quick_benchmark("tune.py")
     assert done.returncode == 0, done.stderr[-4000:]
     lines = done.stdout.splitlines()
     three = [line for line in lines if line.endswith("(mean of 3 seeds)")]

@@ -5,10 +5,9 @@ checked against LogisticRegression computed in the test on the same split."""
 from __future__ import annotations
 
 import re
-import subprocess
 import sys
 
-from helpers import ROOT, clean_env
+from helpers import ROOT, run_quick_benchmark
 
 from pipeline.config.params import with_values
 from pipeline.config.schema import Params
@@ -25,14 +24,7 @@ def reference_baseline() -> float:
 
 
 def test_the_quick_tuned_benchmark_tunes_applies_and_compares_with_the_baseline():
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "tuned_tables.py"), "--quick"],
-        cwd=ROOT,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    done = run_quick_benchmark("tuned_tables.py")
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
     lines = done.stdout.splitlines()
     rows = [line for line in lines if line.startswith("penguins: baseline ")]

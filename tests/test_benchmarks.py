@@ -7,11 +7,9 @@ The benchmarks with a test file of their own (real tables, table, tune, start-up
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
 
 import pytest
-from helpers import ROOT, clean_env
+from helpers import run_quick_benchmark
 
 # Lines each script prints only once the corresponding side has run.
 EXPECTED = {
@@ -24,14 +22,7 @@ EXPECTED = {
 
 @pytest.mark.parametrize("script", sorted(EXPECTED))
 def test_the_quick_size_runs_every_side_and_prints_a_ratio(script, tmp_path):
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / script), "--quick"],
-        cwd=tmp_path,  # the scripts find the project themselves, wherever they are started
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = run_quick_benchmark(script, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-4000:]
     for expected in EXPECTED[script]:
         assert expected in done.stdout, (expected, done.stdout)

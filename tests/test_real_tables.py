@@ -4,13 +4,12 @@ benchmark's full run measures those)."""
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import ROOT, clean_env
+from helpers import ROOT, run_quick_benchmark
 
 from pipeline.config.params import with_values
 from pipeline.config.schema import Params
@@ -21,14 +20,7 @@ TABLES = ("penguins", "cars", "chile", "slid", "wine", "breast_cancer", "digits"
 
 
 def test_the_quick_benchmark_prints_both_accuracies_for_every_table():
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "real_tables.py"), "--quick"],
-        cwd=ROOT,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    done = run_quick_benchmark("real_tables.py")
     assert done.returncode == 0, done.stderr[-4000:]
     lines = done.stdout.splitlines()
     for table in TABLES:
