@@ -18,6 +18,15 @@ def project(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
+def table_workspace(tmp_path: Path, monkeypatch) -> Path:
+    """An empty working directory with data/raw/ for a table, tracking off."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PIPELINE_TRACKING", "0")
+    (tmp_path / "data/raw").mkdir(parents=True)
+    return tmp_path
+
+
+@pytest.fixture
 def sqlite_store(tmp_path: Path, monkeypatch) -> str:
     """A real MLflow SQLite store in tmp_path, set the way a user sets it."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"

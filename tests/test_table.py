@@ -38,18 +38,10 @@ def table_params(path, **data) -> DataParams:
     return DataParams(kind="table", path=str(path), target="cultivar", **data)
 
 
-@pytest.fixture
-def workspace(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("PIPELINE_TRACKING", "0")
-    (tmp_path / "data/raw").mkdir(parents=True)
-    return tmp_path
-
-
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
-def test_a_table_becomes_splits_of_its_rows_with_names_and_sorted_classes(workspace, suffix):
+def test_a_table_becomes_splits_of_its_rows_with_names_and_sorted_classes(table_workspace, suffix):
     frame = wine()
-    path = workspace / f"data/raw/wine{suffix}"
+    path = table_workspace / f"data/raw/wine{suffix}"
     frame.to_csv(path, index=False) if suffix == ".csv" else frame.to_parquet(path)
     splits = table_splits(table_params(f"data/raw/wine{suffix}"), seed=3)
 
@@ -71,8 +63,8 @@ def test_a_table_becomes_splits_of_its_rows_with_names_and_sorted_classes(worksp
             assert near.any() and set(frame["cultivar"][near]) == {split.classes[label]}
 
 
-def test_features_are_exactly_the_named_columns_in_that_order(workspace):
-    wine().to_csv(workspace / "data/raw/wine.csv", index=False)
+def test_features_are_exactly_the_named_columns_in_that_order(table_workspace):
+    wine().to_csv(table_workspace / "data/raw/wine.csv", index=False)
     data = table_params("data/raw/wine.csv", features=("proline", "alcohol"))
     split = table_splits(data, seed=3)["test"]
     frame = wine()
@@ -82,10 +74,10 @@ def test_features_are_exactly_the_named_columns_in_that_order(workspace):
         assert np.isclose(wanted, row, rtol=1e-5, atol=1e-5).all(axis=1).any()
 
 
-def test_whole_number_labels_stay_numbers_sorted_as_numbers(workspace):
+def test_whole_number_labels_stay_numbers_sorted_as_numbers(table_workspace):
     frame = wine()
     frame["cultivar"] = frame["cultivar"].map({"barolo": 10, "grignolino": 2, "barbera": 7})
-    frame.to_csv(workspace / "data/raw/wine.csv", index=False)
+    frame.to_csv(table_workspace / "data/raw/wine.csv", index=False)
     split = table_splits(table_params("data/raw/wine.csv"), seed=3)["train"]
     assert split.classes == (2, 7, 10)
     assert all(isinstance(c, int) for c in split.classes)
@@ -99,15 +91,15 @@ def test_standardize_defaults_to_true_for_tables_only():
     assert build({"data": {"standardize": True}}).data.standardize is True
 
 
-def run_generate_and_train(workspace, frame: pd.DataFrame) -> torch.nn.Module:
-    frame.to_csv(workspace / "data/raw/wine.csv", index=False)
-    (workspace / "params.yaml").write_text(
+def run_generate_and_train(table_workspace, frame: pd.DataFrame) -> torch.nn.Module:
+    frame.to_csv(table_workspace / "data/raw/wine.csv", index=False)
+    (table_workspace / "params.yaml").write_text(
         "seed: 5\ndata: {kind: table, path: data/raw/wine.csv, target: cultivar}\n"
         "train: {epochs: 1, batch_size: 16, device: cpu}\n"
     )
     assert generate.main([]) == 0
     assert train.main([]) == 0
-    return checkpoint.load(workspace / "models/checkpoint.pth")[0]
+    return checkpoint.load(table_workspace / "models/checkpoint.pth")[0]
 
 
 def train_statistics(model_json) -> tuple[np.ndarray, np.ndarray]:
@@ -115,22 +107,22 @@ def train_statistics(model_json) -> tuple[np.ndarray, np.ndarray]:
     return np.array([c["mean"] for c in columns]), np.array([c["scale"] for c in columns])
 
 
-def test_standardization_is_the_training_splits_alone_as_standard_scaler_has_it(workspace):
+def test_standardization_is_the_training_splits_alone_as_standard_scaler_has_it(table_workspace):
     frame = wine()
     frame["constant"] = 4.0  # its deviation is 0: the scale stays 1, no division by zero
-    model = run_generate_and_train(workspace, frame)
+    model = run_generate_and_train(table_workspace, frame)
     assert model.standardize is None  # the encoding standardizes, in model.json
     labels = pd.factorize(frame["cultivar"], sort=True)[0]
     index = np.arange(len(frame))[:, None]
     rows = split_rows(index, labels, test_size=0.2, val_size=0.1, seed=5)
     train_rows = frame.drop(columns="cultivar").iloc[rows["train"][0][:, 0]]
     scaler = StandardScaler().fit(train_rows)
-    mean, scale = train_statistics(workspace / "models/checkpoint.json")
+    mean, scale = train_statistics(table_workspace / "models/checkpoint.json")
     np.testing.assert_allclose(mean, scaler.mean_, rtol=1e-12)
     np.testing.assert_allclose(scale, scaler.scale_, rtol=1e-12)
     assert scale[-1] == 1.0
     np.testing.assert_allclose(
-        load_split(workspace / "data/train.npz").features,
+        load_split(table_workspace / "data/train.npz").features,
         scaler.transform(train_rows),
         rtol=1e-5,
         atol=1e-5,
@@ -143,18 +135,18 @@ def test_standardization_is_the_training_splits_alone_as_standard_scaler_has_it(
     numeric = changed.columns.drop("cultivar")
     changed.loc[held_out, numeric] = changed.loc[held_out, numeric] * 1000 + 7
     assert not np.allclose(StandardScaler().fit(changed[numeric]).mean_, scaler.mean_)
-    run_generate_and_train(workspace, changed)
-    after_mean, after_scale = train_statistics(workspace / "models/checkpoint.json")
+    run_generate_and_train(table_workspace, changed)
+    after_mean, after_scale = train_statistics(table_workspace / "models/checkpoint.json")
     assert np.array_equal(after_mean, mean) and np.array_equal(after_scale, scale)
 
 
-def test_generated_data_keeps_the_notebooks_state_dict_and_default_names(workspace):
-    (workspace / "params.yaml").write_text(
+def test_generated_data_keeps_the_notebooks_state_dict_and_default_names(table_workspace):
+    (table_workspace / "params.yaml").write_text(
         "data: {kind: toy, val_size: 0}\ntrain: {epochs: 1, batch_size: 2, device: cpu}\n"
     )
     assert generate.main([]) == 0
     assert train.main([]) == 0
-    model, arch = checkpoint.load(workspace / "models/checkpoint.pth")
+    model, arch = checkpoint.load(table_workspace / "models/checkpoint.pth")
     assert model.standardize is None
     assert all(key.startswith("layers.") for key in model.state_dict())
     assert arch.features == ("x0", "x1") and arch.classes == (0, 1)
@@ -170,9 +162,9 @@ def test_a_model_json_without_names_loads_with_the_generated_names():
     assert Architecture.from_dict(named.to_dict()) == named
 
 
-def test_a_training_split_smaller_than_a_batch_stops_train_with_one_line(workspace, capsys):
-    wine().to_csv(workspace / "data/raw/wine.csv", index=False)
-    (workspace / "params.yaml").write_text(
+def test_a_training_split_smaller_than_a_batch_stops_train_with_one_line(table_workspace, capsys):
+    wine().to_csv(table_workspace / "data/raw/wine.csv", index=False)
+    (table_workspace / "params.yaml").write_text(
         "data: {kind: table, path: data/raw/wine.csv, target: cultivar}\n"
         "train: {batch_size: 200, device: cpu}\n"
     )
@@ -184,4 +176,4 @@ def test_a_training_split_smaller_than_a_batch_stops_train_with_one_line(workspa
         "gets 127 training samples; expected a batch size of at most 127 or train.drop_last: "
         "false\n"
     )
-    assert not (workspace / "models").exists()
+    assert not (table_workspace / "models").exists()

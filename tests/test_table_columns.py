@@ -49,14 +49,6 @@ def messy(seed: int = 0, rows: int = ROWS) -> pd.DataFrame:
     return frame
 
 
-@pytest.fixture
-def workspace(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("PIPELINE_TRACKING", "0")
-    (tmp_path / "data/raw").mkdir(parents=True)
-    return tmp_path
-
-
 def params(**data) -> DataParams:
     return DataParams(**{"kind": "table", "path": "data/raw/t.csv", "target": "label", **data})
 
@@ -66,7 +58,7 @@ def training_rows(frame: pd.DataFrame, seed: int = 3) -> dict[str, np.ndarray]:
     return split_indices(codes, test_size=0.2, val_size=0.1, seed=seed)
 
 
-def test_numbers_are_imputed_flagged_and_scaled_as_scikit_learn_does(workspace):
+def test_numbers_are_imputed_flagged_and_scaled_as_scikit_learn_does(table_workspace):
     frame = messy()
     frame.to_csv("data/raw/t.csv", index=False)
     splits = table_splits(params(features=("size", "weight", "count")), seed=3)
@@ -85,7 +77,9 @@ def test_numbers_are_imputed_flagged_and_scaled_as_scikit_learn_does(workspace):
         assert split.features.dtype == np.float32 and split.features.flags.c_contiguous
 
 
-def test_text_and_booleans_are_one_hot_as_scikit_learns_encoder_with_rare_ones_shared(workspace):
+def test_text_and_booleans_are_one_hot_as_scikit_learns_encoder_with_rare_ones_shared(
+    table_workspace,
+):
     frame = messy()
     frame.to_csv("data/raw/t.csv", index=False)
     columns = ("color", "member", "answer")
@@ -112,19 +106,21 @@ def test_text_and_booleans_are_one_hot_as_scikit_learns_encoder_with_rare_ones_s
     assert "member=True" in splits["train"].feature_names
 
 
-def encode_new_rows(workspace, new: pd.DataFrame) -> np.ndarray:
+def encode_new_rows(table_workspace, new: pd.DataFrame) -> np.ndarray:
     from pipeline.data.table_columns import raw_from_frame
 
-    model_json = json.loads((workspace / "models/checkpoint.json").read_text())
+    model_json = json.loads((table_workspace / "models/checkpoint.json").read_text())
     from pipeline.model.encoding import TableEncoding, stderr_line
 
     encoding = TableEncoding.from_dict(model_json["encoding"])
     return encoding.transform(raw_from_frame(new, encoding, "rows"), warn=stderr_line)
 
 
-def test_a_category_never_seen_is_other_with_one_warning_line_never_a_crash(workspace, capsys):
+def test_a_category_never_seen_is_other_with_one_warning_line_never_a_crash(
+    table_workspace, capsys
+):
     messy().to_csv("data/raw/t.csv", index=False)
-    (workspace / "params.yaml").write_text(
+    (table_workspace / "params.yaml").write_text(
         "data: {kind: table, path: data/raw/t.csv, target: label}\n"
         "train: {epochs: 1, device: cpu}\n"
     )
@@ -136,11 +132,11 @@ def test_a_category_never_seen_is_other_with_one_warning_line_never_a_crash(work
     new.loc[10, "answer"] = "maybe"
     new["member"] = new["member"].astype(object)
     new.loc[11, "member"] = True  # a real boolean: the same category as the text "True"
-    features = encode_new_rows(workspace, new)
+    features = encode_new_rows(table_workspace, new)
     warning = capsys.readouterr().err.splitlines()
     assert len(warning) == 1
     assert "color='ultraviolet'" in warning[0] and "answer='maybe'" in warning[0]
-    arch = checkpoint.load(workspace / "models/checkpoint.pth")[1]
+    arch = checkpoint.load(table_workspace / "models/checkpoint.pth")[1]
     names = list(arch.features)
     assert (features[:10, names.index("color=(other)")] == 1).all()
     answers = [names.index("answer=no"), names.index("answer=yes")]
@@ -150,17 +146,17 @@ def test_a_category_never_seen_is_other_with_one_warning_line_never_a_crash(work
     frame = messy()
     test_rows = frame.iloc[training_rows(frame, seed=123)["test"]]
     np.testing.assert_allclose(
-        encode_new_rows(workspace, test_rows.drop(columns="label")),
-        load_split(workspace / "data/test.npz").features,
+        encode_new_rows(table_workspace, test_rows.drop(columns="label")),
+        load_split(table_workspace / "data/test.npz").features,
         atol=1e-6,
     )
 
 
-def test_rows_without_a_target_are_left_out_and_counted(workspace, capsys):
+def test_rows_without_a_target_are_left_out_and_counted(table_workspace, capsys):
     frame = messy()
     frame.loc[[3, 50, 51], "label"] = np.nan
     frame.to_csv("data/raw/t.csv", index=False)
-    (workspace / "params.yaml").write_text(
+    (table_workspace / "params.yaml").write_text(
         "data: {kind: table, path: data/raw/t.csv, target: label}\n"
     )
     assert generate.main([]) == 0
@@ -205,32 +201,34 @@ def test_rows_without_a_target_are_left_out_and_counted(workspace, capsys):
         ),
     ],
 )
-def test_a_column_that_cannot_be_a_feature_is_refused_in_one_line(workspace, change, data, message):
+def test_a_column_that_cannot_be_a_feature_is_refused_in_one_line(
+    table_workspace, change, data, message
+):
     change(messy()).to_csv("data/raw/t.csv", index=False)
     with pytest.raises(InputError) as refused:
         table_splits(params(**data), seed=3)
     assert str(refused.value).startswith(message)
 
 
-def test_a_refused_column_stops_generate_before_anything_is_written(workspace, capsys):
+def test_a_refused_column_stops_generate_before_anything_is_written(table_workspace, capsys):
     messy().assign(name=[f"p{i}" for i in range(ROWS)]).to_csv("data/raw/t.csv", index=False)
-    (workspace / "params.yaml").write_text(
+    (table_workspace / "params.yaml").write_text(
         "data: {kind: table, path: data/raw/t.csv, target: label}\n"
     )
     assert generate.main([]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: data/raw/t.csv: column 'name' looks like an identifier")
     assert err.count("\n") == 1
-    assert not list((workspace / "data").glob("*.npz"))
+    assert not list((table_workspace / "data").glob("*.npz"))
     # data.drop leaves it out without listing the other columns.
-    (workspace / "params.yaml").write_text(
+    (table_workspace / "params.yaml").write_text(
         "data: {kind: table, path: data/raw/t.csv, target: label, drop: [name]}\n"
     )
     assert generate.main([]) == 0
     assert "name" not in load_split("data/train.npz").encoding.raw_columns
 
 
-def test_a_late_decimal_or_text_cell_changes_the_columns_type_not_the_outcome(workspace):
+def test_a_late_decimal_or_text_cell_changes_the_columns_type_not_the_outcome(table_workspace):
     # pyarrow guesses types from the first block of rows; a cell far below changes its mind.
     frame = messy(rows=40_000)
     frame["count"] = frame["count"].astype(object)
@@ -242,7 +240,7 @@ def test_a_late_decimal_or_text_cell_changes_the_columns_type_not_the_outcome(wo
     assert kinds["count"] == "double" and kinds["answer"] == "string"
 
 
-def test_parquet_booleans_and_categoricals_are_categories(workspace):
+def test_parquet_booleans_and_categoricals_are_categories(table_workspace):
     frame = messy()
     frame["member"] = frame["member"] == "True"
     frame["color"] = frame["color"].astype("category")
