@@ -16,6 +16,7 @@ from scipy import stats
 from sweep_helpers import RATES, TRAIN_SEEDS
 from tune_helpers import make_workspace
 
+from pipeline import compare
 from pipeline.config.params import load_params, with_values
 from pipeline.config.schema import configuration_digest
 from pipeline.reports import seeds
@@ -198,6 +199,32 @@ def test_promote_refuses_an_indistinguishable_winner(sweep):
     assert accepted.returncode == 0, accepted.stderr
     best = configurations(experiments(sweep["rows"])[0])[0].best
     assert f"promoted {best.name} (run {best.run_id}):" in accepted.stdout
+    assert "  mlp-pipeline @champion -> version 1 (new)" in accepted.stdout
     client = mlflow.MlflowClient(f"sqlite:///{sweep['repo'] / 'mlflow.db'}")
     champion = client.get_model_version_by_alias("mlp-pipeline", "champion")
     assert champion.run_id == best.run_id
+    assert champion.tags["dvc.exp_name"] == best.name
+    assert float(champion.tags["val_accuracy"]) == pytest.approx(best.val_accuracy)
+
+    # The same choice again moves nothing and registers no second version.
+    again = run(
+        [sys.executable, "-m", "pipeline.compare", "--promote", "--accept-indistinguishable"],
+        sweep["repo"],
+    ).stdout
+    assert again.rstrip().endswith("mlp-pipeline version 1 is @champion already; nothing moved")
+    assert len(client.search_model_versions("name = 'mlp-pipeline'")) == 1
+
+
+@pytest.mark.e2e
+def test_one_seed_per_configuration_is_ranked_but_not_tested(sweep):
+    """The sweep's rows of one training seed: a ranking, no interval, no test, no promotion."""
+    one_seed = [row for row in sweep["rows"] if row.get("train.seed") != TRAIN_SEEDS[1]]
+    order = configurations(experiments(one_seed)[0])
+    assert [c.accuracy.n for c in order] == [1] * len(RATES)
+    decided = compare.decide(order, compare.MIN_EFFECT)
+    assert not decided.distinguishable and decided.p_value is None
+    lines = compare.report(order, decided, compare.MIN_EFFECT)
+    rows = [line for line in lines if line.startswith(tuple(c.digest for c in order))]
+    assert len(rows) == len(RATES) and all("none (n=1)" in row for row in rows)
+    assert all(row.rstrip().endswith("not tested (n=1)") for row in rows[1:])
+    assert lines[-1] == f"verdict: {decided.line}" and "one run" in decided.line

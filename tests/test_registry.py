@@ -1,21 +1,15 @@
 """The model registry for real: versions, their tags, @champion and @previous.
 
-The first tests log runs the way the stages do (train opens the run, evaluate and export log
-into it) into a real SQLite store; the last one promotes a real sweep's choice with
-`python -m pipeline.compare --promote`.
+The tests log runs the way the stages do (train opens the run, evaluate and export log into it)
+into a real SQLite store. `python -m pipeline.compare --promote` on a real sweep's choice is
+tested on the suite's shared sweep (tests/test_compare_stats.py).
 """
 
 from __future__ import annotations
 
-import copy
-import json
-import re
-import sys
-
 import mlflow
 import numpy as np
 import pytest
-from helpers import SMALL_PARAMS, commit_all, run, write_params
 
 from pipeline import tracking
 from pipeline.model import checkpoint
@@ -97,39 +91,3 @@ def test_a_run_without_a_model_cannot_be_promoted(sqlite_store):
         pass
     with pytest.raises(InputError, match=f"run {tracker.run_id}: holds no logged model"):
         tracking.promote(tracker.run_id, MODEL)
-
-
-@pytest.mark.e2e
-def test_compare_promote_makes_the_sweeps_choice_champion(project):
-    params = copy.deepcopy(SMALL_PARAMS)
-    params["train"]["epochs"] = 1
-    write_params(project / "params.yaml", params)
-    commit_all(project, "small params, not registered")
-    for name, lr in (("slow", "0.001"), ("fast", "0.5")):
-        run(["dvc", "exp", "run", "-n", name, "-S", f"train.lr={lr}"], project)
-    chosen = re.search(
-        r"chosen on validation accuracy: (\S+)",
-        run([sys.executable, "-m", "pipeline.compare"], project).stdout,
-    ).group(1)
-    run(["dvc", "exp", "apply", chosen], project)
-    run_id = json.loads((project / "metrics/train.json").read_text())["mlflow_run_id"]
-    val_accuracy = json.loads((project / "metrics/train.json").read_text())["val_accuracy"]
-
-    # One seed per configuration: nothing tells the two apart, so --promote alone refuses.
-    refused = run([sys.executable, "-m", "pipeline.compare", "--promote"], project, check=False)
-    assert refused.returncode == 2 and "--accept-indistinguishable" in refused.stderr
-    assert "not tested" in refused.stdout and "promoted" not in refused.stdout
-    client = mlflow.MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
-    assert client.search_model_versions("name = 'mlp-pipeline'") == []
-    accept = [sys.executable, "-m", "pipeline.compare", "--promote", "--accept-indistinguishable"]
-    promoted = run(accept, project).stdout
-    assert f"promoted {chosen} (run {run_id}):" in promoted
-    assert "  mlp-pipeline @champion -> version 1 (new)" in promoted
-    champion = client.get_model_version_by_alias("mlp-pipeline", "champion")
-    assert champion.run_id == run_id
-    assert champion.tags["dvc.exp_name"] == chosen
-    assert float(champion.tags["val_accuracy"]) == pytest.approx(val_accuracy)
-
-    again = run(accept, project).stdout
-    assert again.rstrip().endswith("mlp-pipeline version 1 is @champion already; nothing moved")
-    assert len(client.search_model_versions("name = 'mlp-pipeline'")) == 1
