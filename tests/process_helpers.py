@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -116,3 +117,19 @@ def start_tied_parent(argv: list[str], grace_s: float = 10.0, **env: str) -> sub
         text=True,
         start_new_session=True,
     )
+
+
+LOOPBACK = "0100007F"  # 127.0.0.1 as the kernel lists it: little-endian hex
+
+
+def listening_addresses(port: int) -> set[str]:
+    """The local addresses of sockets listening on `port`, from the kernel's own table."""
+    found = set()
+    for table, width in (("/proc/net/tcp", 8), ("/proc/net/tcp6", 32)):
+        with contextlib.suppress(FileNotFoundError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                local, state = line.split()[1], line.split()[3]
+                address, hex_port = local.split(":")
+                if state == "0A" and int(hex_port, 16) == port and len(address) == width:
+                    found.add(address)  # 0A: LISTEN
+    return found

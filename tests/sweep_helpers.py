@@ -39,11 +39,16 @@ def sweep_params() -> dict:
     return params
 
 
-def wait_for_queue(repo: Path, names: list[str]) -> dict[str, str]:
+def queued_names(output: str) -> list[str]:
+    """The experiments `dvc exp run --queue` printed as queued."""
+    return re.findall(r"Queued experiment '([^']+)'", output)
+
+
+def wait_for_queue(repo: Path, names: list[str], env: dict | None = None) -> dict[str, str]:
     """Poll `dvc queue status` until none of `names` is queued or running; their statuses."""
     deadline = time.monotonic() + QUEUE_DEADLINE_S
     while True:
-        lines = run(["dvc", "queue", "status"], repo).stdout.splitlines()
+        lines = run(["dvc", "queue", "status"], repo, env=env).stdout.splitlines()
         statuses = {line.split()[1]: line.split()[-1] for line in lines if line.split()[1:2]}
         statuses = {name: statuses.get(name, "missing") for name in names}
         if not {"Queued", "Running", "missing"} & set(statuses.values()):
@@ -60,7 +65,7 @@ def run_sweep(repo: Path) -> Sweep:
     seeds = "train.seed=" + ",".join(map(str, TRAIN_SEEDS))
     rates = "train.lr=" + ",".join(RATES)
     queued = run(["dvc", "exp", "run", "--queue", "-S", seeds, "-S", rates], repo)
-    names = re.findall(r"Queued experiment '([^']+)'", queued.stdout + queued.stderr)
+    names = queued_names(queued.stdout + queued.stderr)
     try:
         run(["dvc", "queue", "start", "-j", "2"], repo)
         statuses = wait_for_queue(repo, names)

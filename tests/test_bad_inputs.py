@@ -16,11 +16,8 @@ import json
 import os
 import pickle
 import shutil
-import socket
 import sqlite3
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import mlflow
@@ -42,7 +39,6 @@ from helpers import (
 from pipeline.config.params import load_params
 from pipeline.config.schema import Params
 from pipeline.model.network import Architecture, build_model
-from pipeline.process.lifeline import popen_tied
 
 # A valid params.yaml small enough that every stage takes a second: 4 features, 3 classes,
 # splits of 72 train / 18 val / 30 test rows, a 4-6-5-3 MLP.
@@ -926,49 +922,3 @@ def test_the_pipeline_loads_no_pickled_model():
             assert keyword(call, "allow_pickle") == "False", where
             loads += 1
     assert loads >= 2  # checkpoint.py's torch.load and data.py's np.load were seen
-
-
-def listening_addresses(port: int) -> set[str]:
-    """Local addresses (hex, as the kernel lists them) of sockets listening on `port`."""
-    found = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in Path(table).read_text().splitlines()[1:]:
-            local, state = line.split()[1], line.split()[3]
-            address, _, hex_port = local.partition(":")
-            if int(hex_port, 16) == port and state == "0A":  # 0A: LISTEN
-                found.add(address)
-    return found
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@pytest.mark.e2e
-@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="needs Linux's /proc/net/tcp")
-def test_make_ui_listens_on_localhost_only(tmp_path):
-    shutil.copy2(ROOT / "Makefile", tmp_path / "Makefile")
-    port = free_port()
-    # -o: the environment is this test's, so make does not build .venv first.
-    command = ["make", "-o", ".venv/.installed", "ui", f"BIN={Path(sys.executable).parent}"]
-    server = popen_tied(
-        [*command, f"UI_PORT={port}"],
-        cwd=tmp_path,
-        env=clean_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while not listening_addresses(port) and time.monotonic() < deadline:
-            assert server.poll() is None, "make ui exited"
-            time.sleep(0.5)
-        assert listening_addresses(port) == {"0100007F"}  # 127.0.0.1, and nothing else
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        finally:
-            server.kill()

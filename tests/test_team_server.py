@@ -41,6 +41,8 @@ from helpers import (
     write_params,
 )
 from mlflow.server import get_app_client
+from process_helpers import LOOPBACK, listening_addresses
+from sweep_helpers import queued_names, wait_for_queue
 
 from pipeline import tracking
 from pipeline.config.params import load_params
@@ -56,7 +58,6 @@ ADMIN = ("admin", "team-admin-password")
 TEAMMATE = ("teammate", "teammate-password")
 READY = re.compile(r"MLflow tracking server ready: (http://127\.0\.0\.1:\d+)")
 START_TIMEOUT_S = 240
-QUEUE_TIMEOUT_S = 600
 
 
 @dataclass(frozen=True)
@@ -158,28 +159,14 @@ def as_admin(team):
         yield mlflow.MlflowClient(team.url)
 
 
-def _listening_addresses(port: int) -> set[str]:
-    """The local addresses of sockets listening on `port`, from the kernel's own table."""
-    found = set()
-    for table, width in (("/proc/net/tcp", 8), ("/proc/net/tcp6", 32)):
-        with contextlib.suppress(FileNotFoundError):
-            for line in Path(table).read_text().splitlines()[1:]:
-                local, state = line.split()[1], line.split()[3]
-                address, hex_port = local.split(":")
-                if state == "0A" and int(hex_port, 16) == port and len(address) == width:
-                    found.add(address)
-    return found
-
-
 def test_server_and_database_listen_on_loopback_only(team):
     if not Path("/proc/net/tcp").exists():
         pytest.skip("no /proc/net/tcp to read listening sockets from (not Linux)")
     mlflow_port = int(team.url.rsplit(":", 1)[1])
     pid = (team.state_dir / "postgres" / "postmaster.pid").read_text().splitlines()
     postgres_port = int(pid[3])  # postmaster.pid: pid, data dir, start time, port, ...
-    loopback = "0100007F"  # 127.0.0.1, little-endian hex
-    assert _listening_addresses(mlflow_port) == {loopback}
-    assert _listening_addresses(postgres_port) == {loopback}
+    assert listening_addresses(mlflow_port) == {LOOPBACK}
+    assert listening_addresses(postgres_port) == {LOOPBACK}
 
 
 def test_without_credentials_refused_with_them_a_run_is_recorded(team, as_admin, monkeypatch):
@@ -267,17 +254,18 @@ def test_queued_sweep_with_two_workers_records_both_runs(team, project, tmp_path
     write_params(project / "params.yaml", SMALL_PARAMS)
     commit_all(project, "small params")
     env = team.env("sweep")
-    run(["dvc", "exp", "run", "--queue", "-S", "train.lr=0.05,0.1"], project, env=env)
+    queued = run(["dvc", "exp", "run", "--queue", "-S", "train.lr=0.05,0.1"], project, env=env)
+    names = queued_names(queued.stdout + queued.stderr)
     try:
         # The workers outlive `dvc queue start` and hold its output open: a file, not a pipe.
         with (project.parent / "queue.out").open("w") as out:
             subprocess.run(
                 ["dvc", "queue", "start", "-j", "2"], cwd=project, env=env, stdout=out, check=True
             )
-        status = wait_for_queue(project, env)
+        statuses = wait_for_queue(project, names, env)
     finally:
         run(["dvc", "queue", "stop", "--kill"], project, env=env, check=False)
-    assert status.count("Success") == 2, status
+    assert len(names) == 2 and set(statuses.values()) == {"Success"}, statuses
 
     experiments = run(["git", "for-each-ref", "--format=%(refname)", "refs/exps"], project)
     refs = experiments.stdout.split()
@@ -300,16 +288,6 @@ def test_queued_sweep_with_two_workers_records_both_runs(team, project, tmp_path
         sweep = client.get_experiment_by_name("sweep").experiment_id
         assert {r.info.run_id for r in client.search_runs([sweep])} == run_ids
     assert learning_rates == {"0.05", "0.1"}
-
-
-def wait_for_queue(repo: Path, env: dict) -> str:
-    deadline = time.monotonic() + QUEUE_TIMEOUT_S
-    while time.monotonic() < deadline:
-        status = run(["dvc", "queue", "status"], repo, env=env).stdout
-        if not re.search(r"\b(Queued|Running)\b", status):
-            return status
-        time.sleep(3)
-    raise AssertionError(f"queue still busy after {QUEUE_TIMEOUT_S} s:\n{status}")
 
 
 def assert_complete_run(
