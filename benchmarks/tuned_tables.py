@@ -13,9 +13,12 @@ copy of the project (a fresh git repository, tracking off: PIPELINE_TRACKING=0):
   against data/test.npz) with the usual preprocessing (benchmarks/real_tables.py).
 
     python benchmarks/tuned_tables.py [--quick] [--trials 30] [--tables penguins cars ...]
+                                      [--seeds 0 1 2 3 4]
 
-Prints one line per table (baseline, untuned, tuned, tuned - baseline, the best trial); the last
-line is `ratio=<the worst table's tuned / baseline test accuracy>` (goal: >= 1 on every table).
+Prints one line per table and seed (baseline, untuned, tuned, tuned - baseline, the best trial);
+with several seeds (`seed`: the split and the training), a line of each table's means follows.
+The last line is `ratio=<the worst table's mean tuned / mean baseline test accuracy>` (goal:
+>= 1 on every table).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -39,7 +43,7 @@ from pipeline.config.params import load_params
 from pipeline.data.splits import load_split
 
 RAW_TABLES = ("penguins", "cars", "chile", "titanic")
-SEED = 0  # as tests/test_real_tables.py
+SEEDS = [0]  # as tests/test_real_tables.py
 
 
 def run(command: list[str], repo: Path) -> str:
@@ -59,12 +63,12 @@ def run(command: list[str], repo: Path) -> str:
     return done.stdout
 
 
-def table_params(name: str, settings: dict) -> dict:
+def table_params(name: str, seed: int, settings: dict) -> dict:
     """The project's params.yaml with the table settings for this table, as nested YAML."""
     _, target, drop = TABLES[name]
     values = {
         **settings,
-        "seed": SEED,
+        "seed": seed,
         "data.kind": "table",
         "data.path": f"data/raw/{name}.csv",
         "data.target": target,
@@ -80,13 +84,14 @@ def table_params(name: str, settings: dict) -> dict:
     return params
 
 
-def make_project(repo: Path, name: str, settings: dict) -> None:
+def make_project(repo: Path, name: str, seed: int, settings: dict) -> None:
     """A user's clone with the raw table added to DVC and the table settings committed."""
     copy_head(repo)
     run(["git", "init", "-q", "-b", "main"], repo)
     reader, _, _ = TABLES[name]
     reader().to_csv(repo / f"data/raw/{name}.csv", index=False)
-    (repo / "params.yaml").write_text(yaml.safe_dump(table_params(name, settings), sort_keys=False))
+    params = table_params(name, seed, settings)
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run(["dvc", "add", f"data/raw/{name}.csv"], repo)
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-q", "-m", f"{name}: the raw table and the table settings"], repo)
@@ -105,10 +110,10 @@ def baseline(repo: Path, name: str) -> float:
     return baseline_accuracy(splits)
 
 
-def measure(name: str, trials: int, settings: dict, space: str) -> dict:
+def measure(name: str, seed: int, trials: int, settings: dict, space: str) -> dict:
     with tempfile.TemporaryDirectory(prefix=f"tuned-{name}-") as scratch:
         repo = Path(scratch)
-        make_project(repo, name, settings)
+        make_project(repo, name, seed, settings)
         run(["dvc", "repro"], repo)
         figures = {"untuned": test_accuracy(repo), "baseline": baseline(repo, name)}
         start = time.perf_counter()
@@ -133,6 +138,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--space", default="tune.yaml", help="the project's search space file (tune-table.yaml)"
     )
     parser.add_argument("--tables", nargs="+", choices=RAW_TABLES, default=list(RAW_TABLES))
+    parser.add_argument(
+        "--seeds", nargs="+", type=int, default=SEEDS, help="params.yaml's seed, one study each"
+    )
     return parser.parse_args(argv)
 
 
@@ -140,20 +148,36 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     settings = {**TABLE_SETTINGS, **(QUICK if args.quick else {})}
     trials, tables = (2, ["penguins"]) if args.quick else (args.trials, args.tables)
-    print(f"table settings: {settings}; seed {SEED}; {trials} trials on {args.space}", flush=True)
+    seeds = " ".join(map(str, args.seeds))
+    print(f"table settings: {settings}; seed {seeds}; {trials} trials on {args.space}", flush=True)
     ratios = []
     for name in tables:
-        got = measure(name, trials, settings, args.space)
-        ratios.append(got["tuned"] / got["baseline"])
-        print(
-            f"{name}: baseline {got['baseline']:.4f}  untuned {got['untuned']:.4f}  "
-            f"tuned {got['tuned']:.4f}  tuned-baseline {got['tuned'] - got['baseline']:+.4f}  "
-            f"({got['summary']}, {got['study_s']:.0f} s; {got['best']})",
-            flush=True,
-        )
-        print(f"  {name} best: {'; '.join(got['params'])}", flush=True)
+        each = [measure(name, seed, trials, settings, args.space) for seed in args.seeds]
+        for seed, got in zip(args.seeds, each, strict=True):
+            print_seed(name, seed if len(each) > 1 else None, got)
+        mean = {key: statistics.mean(got[key] for got in each) for key in FIGURES}
+        if len(each) > 1:
+            print(f"{name} mean of {len(each)} seeds: {figure_line(mean)}", flush=True)
+        ratios.append(mean["tuned"] / mean["baseline"])
     print(f"ratio={min(ratios):.4f}")
     return 0
+
+
+FIGURES = ("baseline", "untuned", "tuned")
+
+
+def figure_line(got: dict) -> str:
+    return (
+        f"baseline {got['baseline']:.4f}  untuned {got['untuned']:.4f}  "
+        f"tuned {got['tuned']:.4f}  tuned-baseline {got['tuned'] - got['baseline']:+.4f}"
+    )
+
+
+def print_seed(name: str, seed: int | None, got: dict) -> None:
+    label = name if seed is None else f"{name} seed {seed}"
+    details = f"({got['summary']}, {got['study_s']:.0f} s; {got['best']})"
+    print(f"{label}: {figure_line(got)}  {details}", flush=True)
+    print(f"  {label} best: {'; '.join(got['params'])}", flush=True)
 
 
 if __name__ == "__main__":
