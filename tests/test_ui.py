@@ -90,6 +90,7 @@ def test_the_link_comes_once_the_ui_answers_on_loopback_and_the_ui_dies_with_its
         assert refuses_connections(port)
     finally:
         timer.cancel()
-        make.kill()
+        # Killing make alone would orphan its shell and the UI below it (they are tied to the
+        # UI's parent, not to make): a failed assertion must not leave them running.
+        kill_all(tree(make.pid) | below)
         make.wait()
-        kill_all(below)
